@@ -1,0 +1,70 @@
+// Package enginetest builds a real engine over a real store in a temporary
+// directory, with a clock the test moves.
+package enginetest
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/teamflow/teamflow/engine"
+	"github.com/teamflow/teamflow/storage"
+)
+
+// Clock is a settable clock.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock starts at t.
+func NewClock(t time.Time) *Clock { return &Clock{now: t} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// Env is an engine on a real store.
+type Env struct {
+	Service *engine.Service
+	Store   *storage.Store
+	Log     *storage.LocalLog
+	Clock   *Clock
+}
+
+// CheapPasswords makes argon2id fast for tests that hash many passwords.
+var CheapPasswords = &engine.PasswordParams{Memory: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+
+// New opens a store in a temp dir and builds the engine; cfg.PasswordParams
+// defaults to CheapPasswords.
+func New(t testing.TB, cfg engine.Config) *Env {
+	t.Helper()
+	st, err := storage.Open(t.TempDir(), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg := storage.NewLocalLog(st, storage.LocalLogOptions{})
+	t.Cleanup(func() {
+		lg.Close()
+		st.Close()
+	})
+	if cfg.PasswordParams == nil {
+		cfg.PasswordParams = CheapPasswords
+	}
+	clock := NewClock(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC))
+	svc := engine.New(engine.Deps{
+		Router: engine.SharedRouter{Route: engine.Route{Log: lg, Store: st}},
+		Clock:  clock,
+	}, cfg)
+	return &Env{Service: svc, Store: st, Log: lg, Clock: clock}
+}

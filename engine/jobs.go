@@ -1,0 +1,68 @@
+package engine
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// Job is a scheduled piece of work. Runs must be idempotent: after a
+// failover the new leader may run a job whose last run it did not see.
+type Job struct {
+	ID       string
+	Schedule cron.Schedule
+	Run      func(ctx context.Context) error
+}
+
+// Scheduler fires jobs on the injected Clock. robfig/cron parses the
+// schedules and gives the next time; the loop itself is driven by RunDue,
+// which the server calls on a ticker (only on the raft leader) and tests
+// call after advancing their clock.
+type Scheduler struct {
+	clock Clock
+	mu    sync.Mutex
+	jobs  []*scheduled
+	onErr func(id string, err error)
+}
+
+type scheduled struct {
+	Job
+	next time.Time
+}
+
+// NewScheduler builds the engine's scheduler with its jobs.
+func (s *Service) NewScheduler(onErr func(id string, err error)) *Scheduler {
+	sch := &Scheduler{clock: s.clock, onErr: onErr}
+	hourly, _ := cron.ParseStandard("17 * * * *")
+	sch.add(Job{ID: "trash.purge", Schedule: hourly, Run: func(ctx context.Context) error {
+		_, err := s.PurgeExpired(ctx)
+		return err
+	}})
+	return sch
+}
+
+func (sc *Scheduler) add(j Job) {
+	sc.jobs = append(sc.jobs, &scheduled{Job: j, next: j.Schedule.Next(sc.clock.Now())})
+}
+
+// RunDue runs every job whose time has come and schedules its next run. It
+// returns the IDs it ran.
+func (sc *Scheduler) RunDue(ctx context.Context) []string {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	now := sc.clock.Now()
+	var ran []string
+	for _, j := range sc.jobs {
+		if now.Before(j.next) {
+			continue
+		}
+		if err := j.Run(ctx); err != nil && sc.onErr != nil {
+			sc.onErr(j.ID, err)
+		}
+		ran = append(ran, j.ID)
+		j.next = j.Schedule.Next(now)
+	}
+	return ran
+}

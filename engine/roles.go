@@ -1,0 +1,121 @@
+package engine
+
+import (
+	"errors"
+
+	"github.com/teamflow/teamflow/storage"
+)
+
+// Role is a workspace role.
+type Role string
+
+// Workspace roles, from the most powerful.
+const (
+	RoleOwner  Role = "owner"  // everything, billing included
+	RoleAdmin  Role = "admin"  // everything but billing
+	RoleMember Role = "member" // their projects and workspace-visible projects
+	RoleGuest  Role = "guest"  // only projects they are added to; no people management
+)
+
+func (r Role) valid() bool {
+	switch r {
+	case RoleOwner, RoleAdmin, RoleMember, RoleGuest:
+		return true
+	}
+	return false
+}
+
+func (r Role) rank() int {
+	switch r {
+	case RoleOwner:
+		return 4
+	case RoleAdmin:
+		return 3
+	case RoleMember:
+		return 2
+	case RoleGuest:
+		return 1
+	}
+	return 0
+}
+
+// isAdmin reports Owner or Admin.
+func (r Role) isAdmin() bool { return r == RoleOwner || r == RoleAdmin }
+
+// ProjectRole is a role inside one project.
+type ProjectRole string
+
+// Project roles, from the most powerful.
+const (
+	ProjectLead        ProjectRole = "lead"
+	ProjectContributor ProjectRole = "contributor"
+	ProjectObserver    ProjectRole = "observer"
+)
+
+func (r ProjectRole) valid() bool {
+	switch r {
+	case ProjectLead, ProjectContributor, ProjectObserver:
+		return true
+	}
+	return false
+}
+
+func (r ProjectRole) rank() int {
+	switch r {
+	case ProjectLead:
+		return 3
+	case ProjectContributor:
+		return 2
+	case ProjectObserver:
+		return 1
+	}
+	return 0
+}
+
+// Principal is who is acting: an account of one workspace (from a session
+// or, later, an API key), or the platform operator.
+type Principal struct {
+	Tenant    string // the one workspace this credential acts in; "" for the operator
+	UserID    string
+	Role      Role
+	SessionID string
+	Operator  bool
+}
+
+func (p Principal) actor() string {
+	if p.Operator {
+		return "operator"
+	}
+	return p.UserID
+}
+
+// Project visibility.
+const (
+	VisibilityWorkspace = "workspace" // every Member can see it
+	VisibilityPrivate   = "private"   // only its members (and Owners/Admins)
+)
+
+// projectRole resolves the caller's role in a project: Owners and Admins
+// lead every project; an explicit membership overrides the inherited role;
+// Members contribute to workspace-visible projects; Guests see only the
+// projects they were added to. ok is false when the caller may not see it.
+func projectRole(v storage.View, p Principal, proj *projectRecord) (ProjectRole, bool, error) {
+	if p.Role.isAdmin() {
+		return ProjectLead, true, nil
+	}
+	m, _, err := getRecord[projectMemberRecord](v, kProjMember(proj.ID, p.UserID))
+	switch {
+	case err == nil:
+		role := m.Role
+		if p.Role == RoleGuest && role == ProjectLead {
+			role = ProjectContributor
+		}
+		return role, true, nil
+	case !errors.Is(err, storage.ErrNotFound):
+		return "", false, err
+	}
+	if p.Role == RoleMember && proj.Visibility == VisibilityWorkspace {
+		return ProjectContributor, true, nil
+	}
+	return "", false, nil
+}
