@@ -394,30 +394,35 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 	if strings.HasPrefix(token, operatorTokenPrefix) {
 		return s.authenticateOperator(token)
 	}
-	var claims accessClaims
-	parsed, err := jwt.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
-		k, ok := s.keyByID(kid)
-		if !ok {
-			return nil, errors.New("unknown key")
+	claims, ok := s.verified.get(token)
+	if !ok {
+		parsed, err := jwt.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
+			kid, _ := t.Header["kid"].(string)
+			k, ok := s.keyByID(kid)
+			if !ok {
+				return nil, errors.New("unknown key")
+			}
+			return ed25519.NewKeyFromSeed(k.Seed).Public(), nil
+		},
+			jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+			jwt.WithIssuer(tokenIssuer),
+			jwt.WithAudience(tokenAudience),
+			jwt.WithExpirationRequired(),
+			jwt.WithTimeFunc(s.now),
+		)
+		if err != nil || !parsed.Valid || claims.Use != "access" || parsed.Header["typ"] != "at+jwt" {
+			return Principal{}, errBadToken
 		}
-		return ed25519.NewKeyFromSeed(k.Seed).Public(), nil
-	},
-		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
-		jwt.WithIssuer(tokenIssuer),
-		jwt.WithAudience(tokenAudience),
-		jwt.WithExpirationRequired(),
-		jwt.WithTimeFunc(s.now),
-	)
-	if err != nil || !parsed.Valid || claims.Use != "access" || parsed.Header["typ"] != "at+jwt" {
+		if !validID(claims.Tenant) || !validID(claims.Session) || !validID(claims.Subject) {
+			return Principal{}, errBadToken
+		}
+		s.verified.put(token, claims)
+	}
+	now := s.now()
+	if claims.ExpiresAt == nil || !now.Before(claims.ExpiresAt.Time) || (claims.NotBefore != nil && now.Before(claims.NotBefore.Time)) {
 		return Principal{}, errBadToken
 	}
-	if !validID(claims.Tenant) || !validID(claims.Session) || !validID(claims.Subject) {
-		return Principal{}, errBadToken
-	}
-	if _, err := s.workspaceRecord(claims.Tenant); err != nil {
-		return Principal{}, errBadToken
-	}
+	// A deleted workspace's keyspace is gone, so its sessions no longer resolve.
 	_, v := s.tenant(claims.Tenant)
 	sess, _, err := getRecord[sessionRecord](v, kSession(claims.Session))
 	if err != nil || sess.RevokedAt != 0 || sess.UserID != claims.Subject || s.now().UnixMilli() >= sess.ExpiresAt {

@@ -89,8 +89,9 @@ type Service struct {
 	hashes chan struct{}
 	pw     PasswordParams
 
-	keysMu sync.RWMutex
-	keys   map[string]signingKey
+	keysMu   sync.RWMutex
+	keys     map[string]signingKey
+	verified *verifiedTokens
 }
 
 // Deps are the engine's collaborators.
@@ -137,13 +138,14 @@ func New(deps Deps, cfg Config) *Service {
 		pw = *cfg.PasswordParams
 	}
 	return &Service{
-		cfg:    cfg,
-		router: deps.Router,
-		clock:  deps.Clock,
-		log:    deps.Logger,
-		hashes: make(chan struct{}, cfg.MaxConcurrentHashes),
-		pw:     pw,
-		keys:   map[string]signingKey{},
+		cfg:      cfg,
+		router:   deps.Router,
+		clock:    deps.Clock,
+		log:      deps.Logger,
+		hashes:   make(chan struct{}, cfg.MaxConcurrentHashes),
+		pw:       pw,
+		keys:     map[string]signingKey{},
+		verified: newVerifiedTokens(10_000),
 	}
 }
 

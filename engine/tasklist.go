@@ -199,8 +199,17 @@ func (s *Service) ListTasks(ctx context.Context, p Principal, projectID string, 
 		projects[t.ProjectID] = vp
 		return vp != nil
 	}
-	load := func(id string) (*taskRecord, storage.Record, bool, error) {
-		t, rec, err := getRecord[taskRecord](v, kTask(id))
+	load := func(id string, mirror *storage.Record) (*taskRecord, storage.Record, bool, error) {
+		var t *taskRecord
+		var rec storage.Record
+		var err error
+		if mirror != nil {
+			// The project list entry mirrors the record: no second read.
+			t, rec = new(taskRecord), storage.Record{Version: mirror.Version, Stamp: mirror.Stamp}
+			err = jsonDecode(mirror.Value, t)
+		} else {
+			t, rec, err = getRecord[taskRecord](v, kTask(id))
+		}
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil, rec, false, nil
 		}
@@ -249,7 +258,9 @@ func (s *Service) ListTasks(ctx context.Context, p Principal, projectID string, 
 	return out, nil
 }
 
-type loadFunc func(id string) (*taskRecord, storage.Record, bool, error)
+// loadFunc reads a task by ID, or decodes it from mirror when the index
+// entry carries the record; ok says whether it passes the query.
+type loadFunc func(id string, mirror *storage.Record) (t *taskRecord, rec storage.Record, ok bool, err error)
 
 // scanTasks walks index keys under prefix; each key is base + tail with the
 // task ID last. It returns up to limit matches and, when more may follow,
@@ -261,14 +272,18 @@ func scanTasks(v storage.View, prefix, base, after storage.Key, reverse bool, li
 	if after != nil {
 		opts.After = append(append(storage.Key{}, base...), after...)
 	}
-	err := v.Scan(prefix, opts, func(k storage.Key, _ storage.Record) error {
+	err := v.Scan(prefix, opts, func(k storage.Key, r storage.Record) error {
 		if len(found) == limit {
 			next = last
 			return storage.ErrStop
 		}
 		tail := append(storage.Key{}, k[len(base):]...)
 		last = tail
-		t, rec, ok, err := load(lastPart(k))
+		var mirror *storage.Record
+		if len(r.Value) > 0 {
+			mirror = &r
+		}
+		t, rec, ok, err := load(lastPart(k), mirror)
 		if err != nil || !ok {
 			return err
 		}
@@ -300,7 +315,7 @@ func gatherTasks(v storage.View, drv storage.Key, q *taskQuery, after storage.Ke
 	}
 	var all []foundTask
 	for _, id := range ids {
-		t, rec, ok, err := load(id)
+		t, rec, ok, err := load(id, nil)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -201,13 +201,11 @@ func sortTail(t *taskRecord, sort string) storage.Key {
 
 func rootKey(projectID string) string { return "~" + projectID }
 
-// taskIndexKeys are every index entry a live task has.
+// taskIndexKeys are the empty index entries a live task has. The project
+// list entry is not among them: it mirrors the record (see writeTask).
 func taskIndexKeys(t *taskRecord) []storage.Key {
 	p := t.ProjectID
-	keys := []storage.Key{
-		kIxProjectTasks(p).Add(t.ID),
-		kIxStatus(p, t.StatusID).Add(t.ID),
-	}
+	keys := []storage.Key{kIxStatus(p, t.StatusID).Add(t.ID)}
 	parent := t.ParentID
 	if parent == "" {
 		parent = rootKey(p)
@@ -227,9 +225,21 @@ func taskIndexKeys(t *taskRecord) []storage.Key {
 
 func kIxUserTasks(u string) storage.Key { return storage.K("ix", "ua", u) }
 
-// reindex writes the index entries that change between before and after
-// (nil for a task that is not live).
-func reindex(ch *change, before, after *taskRecord) {
+// taskWrite says how a task's record is stored: its new version, and its
+// number (the stamp), either known or allocated by op stampRef of the same
+// command.
+type taskWrite struct {
+	version  uint64
+	stamp    uint64
+	stampRef int // 1-based op index of the number counter; 0 = use stamp
+}
+
+// writeTask brings a task's indexes from before to after (either may be
+// nil: just created, or no longer live); the caller writes the record. The
+// project's task list entry is a full mirror of the live record (same value,
+// version and number), so the default list of a project reads no record
+// behind its index.
+func writeTask(ch *change, before, after *taskRecord, w taskWrite) {
 	var old, cur []storage.Key
 	if before != nil {
 		old = taskIndexKeys(before)
@@ -249,6 +259,13 @@ func reindex(ch *change, before, after *taskRecord) {
 		if !has(old, k) {
 			ch.index(k)
 		}
+	}
+	switch {
+	case after != nil:
+		ch.op(storage.Op{Type: storage.OpPut, Key: kIxProjectTasks(after.ProjectID).Add(after.ID), Value: mustJSON(after),
+			Version: w.version, Stamp: w.stamp, StampRef: uint16(w.stampRef)})
+	case before != nil:
+		ch.del(kIxProjectTasks(before.ProjectID).Add(before.ID))
 	}
 }
 
@@ -329,7 +346,7 @@ func (s *Service) CreateTask(ctx context.Context, p Principal, projectID string,
 		ch.putStamped(kTask(t.ID), t, 1, numOp)
 		ch.indexRef(kTaskNumber(pr.ID), []byte(t.ID), numOp)
 		prKey = pr.Key
-		reindex(ch, nil, t)
+		writeTask(ch, nil, t, taskWrite{version: 1, stampRef: numOp + 1})
 		s.activity(ch, activityInput{Kind: "task.created", TargetKind: "task", TargetID: t.ID, ProjectID: pr.ID, TaskID: t.ID, After: title})
 		for _, a := range assignees {
 			s.activity(ch, activityInput{Kind: "task.assigned", TargetKind: "task", TargetID: t.ID, ProjectID: pr.ID, TaskID: t.ID, Field: "assignees", After: a})
@@ -643,7 +660,7 @@ func (s *Service) UpdateTask(ctx context.Context, p Principal, id string, in Tas
 		}
 		t.UpdatedBy, t.UpdatedAt = p.actor(), s.now().UnixMilli()
 		ch.putKeep(kTask(t.ID), t, rec.Version+1, rec.Stamp)
-		reindex(ch, &before, t)
+		writeTask(ch, &before, t, taskWrite{version: rec.Version + 1, stamp: rec.Stamp})
 		s.taskActivity(ch, pr, &before, t)
 		out = t.view(pr, storage.Record{Version: rec.Version + 1, Stamp: rec.Stamp})
 		return ch, nil
@@ -766,7 +783,7 @@ func (s *Service) DeleteTask(ctx context.Context, p Principal, id string, ifMatc
 				return nil, err
 			}
 			ch.expect(kTask(tid), drec.Version)
-			reindex(ch, dt, nil)
+			writeTask(ch, dt, nil, taskWrite{})
 			dt.DeletedAt, dt.DeletedBy = now, p.actor()
 			if tid != t.ID {
 				dt.DeletedWith = t.ID
@@ -829,7 +846,7 @@ func (s *Service) RestoreTask(ctx context.Context, p Principal, id string) (*Tas
 				dt.StatusID = pr.Statuses[0].ID
 			}
 			ch.putKeep(kTask(tid), dt, drec.Version+1, drec.Stamp)
-			reindex(ch, nil, dt)
+			writeTask(ch, nil, dt, taskWrite{version: drec.Version + 1, stamp: drec.Stamp})
 			if tid == id {
 				out = dt.view(pr, storage.Record{Version: drec.Version + 1, Stamp: drec.Stamp})
 			}

@@ -152,7 +152,7 @@ func (s *Service) purgeTasks(ctx context.Context, tenant string, ids []string) e
 				}
 				ch.expect(kTask(id), rec.Version)
 				if t.DeletedAt == 0 {
-					reindex(ch, t, nil)
+					writeTask(ch, t, nil, taskWrite{})
 				}
 				ch.del(kTaskNumber(t.ProjectID).AddUint(rec.Stamp))
 				ch.del(kTask(id))
