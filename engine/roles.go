@@ -25,20 +25,6 @@ func (r Role) valid() bool {
 	return false
 }
 
-func (r Role) rank() int {
-	switch r {
-	case RoleOwner:
-		return 4
-	case RoleAdmin:
-		return 3
-	case RoleMember:
-		return 2
-	case RoleGuest:
-		return 1
-	}
-	return 0
-}
-
 // isAdmin reports Owner or Admin.
 func (r Role) isAdmin() bool { return r == RoleOwner || r == RoleAdmin }
 

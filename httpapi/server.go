@@ -214,7 +214,10 @@ func (s *Server) observe(c *gin.Context) {
 		attrs = append(attrs, "workspace", pr.Tenant, "user", pr.UserID)
 	}
 	level := slog.LevelInfo
-	if status >= 500 {
+	switch {
+	case status == http.StatusServiceUnavailable:
+		level = slog.LevelWarn // not ready, not caught up: the client retries
+	case status >= 500:
 		level = slog.LevelError
 	}
 	if route == "/healthz" || route == "/readyz" || route == "/metrics" {

@@ -29,6 +29,7 @@ type Config struct {
 	HTTP struct {
 		SecureCookies   bool          `toml:"secure_cookies" flag:"secure-cookies" help:"mark session cookies Secure (serve over https, e.g. behind a TLS proxy)"`
 		ShutdownTimeout time.Duration `toml:"shutdown_timeout" flag:"shutdown-timeout" help:"how long in-flight requests may finish on SIGTERM"`
+		MinIndexWait    time.Duration `toml:"min_index_wait" flag:"min-index-wait" help:"how long a read with TeamFlow-Min-Index waits for this node to catch up"`
 	} `toml:"http"`
 	Metrics struct {
 		Token string `toml:"token" flag:"metrics-token" help:"bearer token required on /metrics (empty: open)"`
@@ -47,6 +48,7 @@ func defaultConfig() Config {
 	c.Log.Level = "info"
 	c.Log.Format = "json"
 	c.HTTP.ShutdownTimeout = 30 * time.Second
+	c.HTTP.MinIndexWait = 10 * time.Second
 	return c
 }
 

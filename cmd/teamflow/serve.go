@@ -80,7 +80,9 @@ func serve(ctx context.Context, cfg Config, out, errOut io.Writer) error {
 	registerStoreMetrics(reg, n)
 	api := httpapi.New(httpapi.Deps{
 		Engine: n.eng, State: state{n}, UI: ui.FS, Logger: logger, Registry: reg,
-	}, httpapi.Config{Version: version, SecureCookies: cfg.HTTP.SecureCookies, MetricsToken: cfg.Metrics.Token})
+	}, httpapi.Config{
+		Version: version, SecureCookies: cfg.HTTP.SecureCookies, MetricsToken: cfg.Metrics.Token, MinIndexWait: cfg.HTTP.MinIndexWait,
+	})
 
 	handler := api.Handler()
 	sched := n.eng.NewScheduler(func(id string, err error) { logger.Error("job failed", "job", id, "err", err) })

@@ -1,0 +1,264 @@
+package httpapi_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/teamflow/teamflow/engine"
+	"github.com/teamflow/teamflow/httpapi/apitest"
+	"github.com/teamflow/teamflow/internal/figures"
+)
+
+// tenantA is a workspace full of canary data; the isolation tests look for
+// the canary in everything another workspace can get back.
+type tenantA struct {
+	ws                               apitest.Workspace
+	canary                           string
+	project, task, subtask, comment  string
+	guestID, invitationID, inviteTok string
+	taskKey                          string
+}
+
+func seedTenantA(t *testing.T, env *apitest.Env) tenantA {
+	t.Helper()
+	a := tenantA{canary: "CANARY-A-" + uuid.NewString()}
+	a.ws = env.Signup("alpha", "Alpha "+a.canary, "owner@alpha.test")
+	a.guestID, _ = env.Join(a.ws, "Guest "+a.canary, "guest."+strings.ToLower(a.canary)+"@alpha.test", "guest")
+	a.project = env.Create("/api/v1/projects", a.ws.Token, map[string]any{"name": "Project " + a.canary, "description": a.canary})
+	r := env.Do("POST", "/api/v1/projects/"+a.project+"/tasks", a.ws.Token, map[string]any{
+		"title": "Task " + a.canary, "description": "secret " + a.canary, "tags": []string{strings.ToLower(a.canary)},
+		"assignees": []string{a.ws.OwnerID}, "due": "2026-12-24",
+	})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("task: %d %s", r.Status, r.Body)
+	}
+	m := r.Map(t)
+	a.task, a.taskKey = m["id"].(string), m["key"].(string)
+	a.subtask = env.Create("/api/v1/projects/"+a.project+"/tasks", a.ws.Token, map[string]any{"title": "Sub " + a.canary, "parent_id": a.task})
+	a.comment = env.Create("/api/v1/tasks/"+a.task+"/comments", a.ws.Token, map[string]any{"body": "comment " + a.canary})
+	r = env.Do("POST", "/api/v1/invitations", a.ws.Token, map[string]any{"email": "invitee." + strings.ToLower(a.canary) + "@alpha.test", "role": "member"})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("invite: %d %s", r.Status, r.Body)
+	}
+	m = r.Map(t)
+	a.invitationID, a.inviteTok = m["id"].(string), m["token"].(string)
+	// Something in A's trash too.
+	trashed := env.Create("/api/v1/projects/"+a.project+"/tasks", a.ws.Token, map[string]any{"title": "Trashed " + a.canary})
+	if r := env.Do("DELETE", "/api/v1/tasks/"+trashed, a.ws.Token, nil); r.Status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", r.Status, r.Body)
+	}
+	return a
+}
+
+// call is one request of the matrix: as each of B's credentials, with A's
+// identifiers wherever the route takes one.
+type call struct {
+	path   string
+	body   any
+	expect []int  // acceptable statuses for B; leaks are checked on every answer
+	reason string // why a status other than 404 is right here
+}
+
+func TestTenantIsolationRouteMatrix(t *testing.T) {
+	env := apitest.New(t, engine.ModeCloud)
+	a := seedTenantA(t, env)
+	b := env.Signup("beta", "Beta", "owner@beta.test")
+	_, bMember := env.Join(b, "Bea Member", "member@beta.test", "member")
+	_, bGuest := env.Join(b, "Ben Guest", "guest@beta.test", "guest")
+	bProject := env.Create("/api/v1/projects", b.Token, map[string]any{"name": "Beta project"})
+	bTask := env.Create("/api/v1/projects/"+bProject+"/tasks", b.Token, map[string]any{"title": "Beta task"})
+	// The guest of B may work in B's project, so reference checks reach the engine.
+	env.Do("PUT", "/api/v1/projects/"+bProject+"/members/"+mustMemberID(t, env, b.Token, "guest@beta.test"), b.Token, map[string]any{"role": "contributor"})
+
+	nf := []int{http.StatusNotFound}
+	own := func(codes ...int) []int { return codes }
+	matrix := map[string][]call{
+		"GET /healthz":                 {{path: "/healthz", expect: own(200), reason: "public liveness, no data"}},
+		"GET /readyz":                  {{path: "/readyz", expect: own(200), reason: "public readiness, no data"}},
+		"GET /metrics":                 {{path: "/metrics", expect: own(200), reason: "operational counters, no tenant data"}},
+		"GET /api/v1/openapi.json":     {{path: "/api/v1/openapi.json", expect: own(200), reason: "the API's public description"}},
+		"GET /api/v1/openapi.yaml":     {{path: "/api/v1/openapi.yaml", expect: own(200), reason: "the API's public description"}},
+		"GET /api/v1/openapi-3.0.json": {{path: "/api/v1/openapi-3.0.json", expect: own(200), reason: "the API's public description"}},
+		"GET /api/v1/openapi-3.0.yaml": {{path: "/api/v1/openapi-3.0.yaml", expect: own(200), reason: "the API's public description"}},
+		"GET /api/v1/plans":            {{path: "/api/v1/plans", expect: own(200), reason: "the public plan catalogue"}},
+		"GET /api/v1/setup":            {{path: "/api/v1/setup", expect: own(200), reason: "tells only whether setup is open"}},
+		"POST /api/v1/setup": {{path: "/api/v1/setup", body: map[string]any{"token": "x", "workspace_name": "A", "workspace_slug": "alpha", "name": "x", "email": "x@x.test", "password": "password1"},
+			expect: own(403), reason: "setup is closed in cloud mode"}},
+		"POST /api/v1/signup": {{path: "/api/v1/signup", body: map[string]any{"workspace_name": "A", "workspace_slug": "alpha", "name": "x", "email": "x@x.test", "password": "password1"},
+			expect: own(409), reason: "a taken slug is refused; nothing of A is returned"}},
+		"POST /api/v1/auth/login": {{path: "/api/v1/auth/login", body: map[string]any{"workspace": "alpha", "email": "owner@beta.test", "password": "password-beta"},
+			expect: own(401), reason: "B's account does not exist in A"}},
+		"POST /api/v1/auth/refresh": {{path: "/api/v1/auth/refresh", body: map[string]any{"refresh_token": "tfr_" + strings.ReplaceAll(a.ws.ID, "-", "") + "_forged"},
+			expect: own(401), reason: "a token naming A that A never issued"}},
+		"POST /api/v1/auth/logout":   {{path: "/api/v1/auth/logout", expect: own(204), reason: "ends the caller's own session only"}},
+		"GET /api/v1/me":             {{path: "/api/v1/me", expect: own(200), reason: "the caller's own account"}},
+		"PATCH /api/v1/me":           {{path: "/api/v1/me", body: map[string]any{"timezone": "Europe/Berlin"}, expect: own(200), reason: "the caller's own account"}},
+		"POST /api/v1/me/password":   {{path: "/api/v1/me/password", body: map[string]any{"current_password": "wrong-password", "new_password": "password-new-1"}, expect: own(403), reason: "wrong current password"}},
+		"GET /api/v1/workspace":      {{path: "/api/v1/workspace", expect: own(200), reason: "the caller's own workspace"}},
+		"PATCH /api/v1/workspace":    {{path: "/api/v1/workspace", body: map[string]any{"slug": "alpha"}, expect: own(409, 403), reason: "A's slug is taken (Owner), or not allowed (Member, Guest)"}},
+		"GET /api/v1/workspace/plan": {{path: "/api/v1/workspace/plan", expect: own(200), reason: "the caller's own plan"}},
+		"GET /api/v1/members":        {{path: "/api/v1/members", expect: own(200), reason: "B's members only"}},
+		"GET /api/v1/members/:id":    {{path: "/api/v1/members/" + a.guestID, expect: nf}},
+		"PATCH /api/v1/members/:id":  {{path: "/api/v1/members/" + a.guestID, body: map[string]any{"status": "deactivated"}, expect: own(404, 403), reason: "403 for roles that manage nobody"}},
+		"POST /api/v1/invitations": {{path: "/api/v1/invitations", body: map[string]any{"email": "owner@alpha.test"}, expect: own(201, 403),
+			reason: "an invitation into B (accounts belong to one workspace); 403 for Members and Guests"}},
+		"GET /api/v1/invitations":             {{path: "/api/v1/invitations", expect: own(200, 403), reason: "B's invitations (403 for Members and Guests)"}},
+		"DELETE /api/v1/invitations/:id":      {{path: "/api/v1/invitations/" + a.invitationID, expect: own(404, 403), reason: "403 for roles that manage nobody"}},
+		"GET /api/v1/invitations/:id/preview": {{path: "/api/v1/invitations/" + a.invitationID + "/preview", expect: nf}},
+		"POST /api/v1/invitations/:id/accept": {{path: "/api/v1/invitations/" + a.invitationID + "/accept", body: map[string]any{"name": "x", "password": "password1"}, expect: nf}},
+		"GET /api/v1/projects":                {{path: "/api/v1/projects", expect: own(200), reason: "B's projects only"}},
+		"POST /api/v1/projects":               {{path: "/api/v1/projects", body: map[string]any{"name": "new"}, expect: own(201, 403), reason: "creates in B (403 for Guests)"}},
+		"GET /api/v1/projects/:id":            {{path: "/api/v1/projects/" + a.project, expect: nf}},
+		"PATCH /api/v1/projects/:id":          {{path: "/api/v1/projects/" + a.project, body: map[string]any{"name": "pwned"}, expect: nf}},
+		"DELETE /api/v1/projects/:id":         {{path: "/api/v1/projects/" + a.project, expect: nf}},
+		"POST /api/v1/projects/:id/restore":   {{path: "/api/v1/projects/" + a.project + "/restore", expect: nf}},
+		"GET /api/v1/projects/:id/members":    {{path: "/api/v1/projects/" + a.project + "/members", expect: nf}},
+		"PUT /api/v1/projects/:id/members/:user_id": {
+			{path: "/api/v1/projects/" + a.project + "/members/" + a.guestID, body: map[string]any{"role": "lead"}, expect: nf},
+			{path: "/api/v1/projects/" + bProject + "/members/" + a.guestID, body: map[string]any{"role": "observer"}, expect: own(404, 403), reason: "A's member is not a member of B (403 for non-Leads)"},
+		},
+		"DELETE /api/v1/projects/:id/members/:user_id": {{path: "/api/v1/projects/" + a.project + "/members/" + a.ws.OwnerID, expect: nf}},
+		"GET /api/v1/projects/:id/tasks":               {{path: "/api/v1/projects/" + a.project + "/tasks", expect: nf}},
+		"POST /api/v1/projects/:id/tasks": {
+			{path: "/api/v1/projects/" + a.project + "/tasks", body: map[string]any{"title": "x"}, expect: nf},
+			{path: "/api/v1/projects/" + bProject + "/tasks", body: map[string]any{"title": "x", "assignees": []string{a.ws.OwnerID}}, expect: own(422, 404), reason: "A's account cannot be assigned in B (404 when B's caller cannot see the project)"},
+			{path: "/api/v1/projects/" + bProject + "/tasks", body: map[string]any{"title": "x", "parent_id": a.task}, expect: own(422, 404), reason: "A's task cannot be a parent in B"},
+		},
+		"GET /api/v1/projects/:id/activity": {{path: "/api/v1/projects/" + a.project + "/activity", expect: nf}},
+		"GET /api/v1/tasks": {
+			{path: "/api/v1/tasks", expect: own(200), reason: "B's own tasks"},
+			{path: "/api/v1/tasks?assignee=" + a.ws.OwnerID, expect: own(200), reason: "filters within B: finds nothing of A"},
+		},
+		"GET /api/v1/tasks/:id": {
+			{path: "/api/v1/tasks/" + a.task, expect: nf},
+			{path: "/api/v1/tasks/" + a.taskKey, expect: nf, reason: "a human key resolves within the caller's workspace"},
+		},
+		"PATCH /api/v1/tasks/:id": {
+			{path: "/api/v1/tasks/" + a.task, body: map[string]any{"title": "pwned"}, expect: nf},
+			{path: "/api/v1/tasks/" + bTask, body: map[string]any{"parent_id": a.task}, expect: own(422, 404), reason: "A's task cannot become a parent in B"},
+			{path: "/api/v1/tasks/" + bTask, body: map[string]any{"move": map[string]any{"after_id": a.task}}, expect: own(422, 404), reason: "A's task is no neighbour in B"},
+		},
+		"DELETE /api/v1/tasks/:id":       {{path: "/api/v1/tasks/" + a.task, expect: nf}},
+		"POST /api/v1/tasks/:id/restore": {{path: "/api/v1/tasks/" + a.subtask + "/restore", expect: nf}},
+		"GET /api/v1/tasks/:id/comments": {{path: "/api/v1/tasks/" + a.task + "/comments", expect: nf}},
+		"POST /api/v1/tasks/:id/comments": {
+			{path: "/api/v1/tasks/" + a.task + "/comments", body: map[string]any{"body": "x"}, expect: nf},
+			{path: "/api/v1/tasks/" + bTask + "/comments", body: map[string]any{"body": "x", "parent_id": a.comment}, expect: own(422, 404), reason: "A's comment cannot be replied to from B"},
+		},
+		"GET /api/v1/comments/:id":                   {{path: "/api/v1/comments/" + a.comment, expect: nf}},
+		"PATCH /api/v1/comments/:id":                 {{path: "/api/v1/comments/" + a.comment, body: map[string]any{"body": "pwned"}, expect: nf}},
+		"DELETE /api/v1/comments/:id":                {{path: "/api/v1/comments/" + a.comment, expect: nf}},
+		"POST /api/v1/comments/:id/restore":          {{path: "/api/v1/comments/" + a.comment + "/restore", expect: nf}},
+		"GET /api/v1/activity":                       {{path: "/api/v1/activity", expect: own(200), reason: "B's activity only"}},
+		"GET /api/v1/trash":                          {{path: "/api/v1/trash", expect: own(200), reason: "B's trash only"}},
+		"GET /api/v1/platform/workspaces":            {{path: "/api/v1/platform/workspaces", expect: own(403), reason: "operator only"}},
+		"PUT /api/v1/platform/workspaces/:slug/plan": {{path: "/api/v1/platform/workspaces/alpha/plan", body: map[string]any{"plan": "enterprise"}, expect: own(403), reason: "operator only"}},
+	}
+
+	before, err := env.Store.TenantHash(a.ws.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := map[string]string{"owner": b.Token, "member": bMember, "guest": bGuest}
+	routes := env.API.Routes()
+	covered, leaks, wrongStatus, requests := 0, 0, 0, 0
+	for _, rt := range routes {
+		key := rt.Method + " " + rt.Path
+		calls, ok := matrix[key]
+		if !ok {
+			t.Errorf("route %s has no entry in the tenant-isolation matrix: add one", key)
+			continue
+		}
+		covered++
+		for _, c := range calls {
+			for role, tok := range creds {
+				if key == "POST /api/v1/auth/logout" {
+					continue // run last, below: it ends the session the other calls use
+				}
+				r := env.Do(rt.Method, c.path, tok, c.body)
+				requests++
+				if strings.Contains(strings.ToLower(string(r.Body)), strings.ToLower(a.canary)) {
+					leaks++
+					t.Errorf("LEAK %s as B %s: %d %s", key, role, r.Status, r.Body)
+				}
+				okStatus := false
+				for _, s := range c.expect {
+					okStatus = okStatus || r.Status == s
+				}
+				if !okStatus {
+					wrongStatus++
+					t.Errorf("%s %s as B %s: status %d, want %v (%s): %s", rt.Method, c.path, role, r.Status, c.expect, c.reason, r.Body)
+				}
+			}
+		}
+	}
+	for role, tok := range creds {
+		if r := env.Do("POST", "/api/v1/auth/logout", tok, nil); r.Status != http.StatusNoContent {
+			t.Errorf("logout as B %s: %d", role, r.Status)
+		}
+	}
+	after, err := env.Store.TenantHash(a.ws.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := 0
+	if fmt.Sprint(before) != fmt.Sprint(after) {
+		changed = 1
+		t.Errorf("A's keyspace changed while only B acted")
+	}
+	// A's data is all still there, seen from A.
+	if r := env.Do("GET", "/api/v1/tasks/"+a.task, a.ws.Token, nil); r.Status != http.StatusOK || !strings.Contains(string(r.Body), a.canary) {
+		t.Errorf("A lost its task: %d %s", r.Status, r.Body)
+	}
+	figures.Report(t, "T1", 0, []figures.Figure{
+		figures.Eq("leaks", float64(leaks), 0),
+		figures.Eq("status_not_expected", float64(wrongStatus), 0),
+		figures.Eq("foreign_keyspace_changed", float64(changed), 0),
+		figures.Eq("routes_covered_ratio", float64(covered)/float64(len(routes)), 1),
+		figures.Guard("requests", float64(requests), float64(len(routes))),
+	})
+}
+
+func mustMemberID(t *testing.T, env *apitest.Env, token, email string) string {
+	t.Helper()
+	var page struct {
+		Items []struct{ ID, Email string }
+	}
+	env.Do("GET", "/api/v1/members", token, nil).JSON(t, &page)
+	for _, m := range page.Items {
+		if m.Email == email {
+			return m.ID
+		}
+	}
+	t.Fatalf("no member %s", email)
+	return ""
+}
+
+// TestTenantContextInjection: B's credential plus every way a request could
+// try to name another workspace; none may reach A (RELIABILITY T2).
+func TestTenantContextInjection(t *testing.T) {
+	env := apitest.New(t, engine.ModeCloud)
+	a := seedTenantA(t, env)
+	b := env.Signup("beta", "Beta", "owner@beta.test")
+	headers := []string{
+		"X-Tenant-ID", a.ws.ID, "X-Workspace", "alpha", "X-Forwarded-Host", "alpha.teamflow.test",
+		"X-Forwarded-For", "10.0.0.1", "Host", "alpha.teamflow.test",
+	}
+	accepted := 0
+	for _, path := range []string{"/api/v1/projects", "/api/v1/workspace", "/api/v1/members", "/api/v1/activity", "/api/v1/tasks", "/api/v1/trash"} {
+		r := env.Do("GET", path+"?workspace=alpha&tenant_id="+a.ws.ID, b.Token, nil, headers...)
+		if strings.Contains(strings.ToLower(string(r.Body)), strings.ToLower(a.canary)) {
+			accepted++
+			t.Errorf("GET %s with tenant overrides leaked A: %s", path, r.Body)
+		}
+	}
+	r := env.Do("POST", "/api/v1/projects", b.Token, map[string]any{"name": "x", "tenant_id": a.ws.ID, "workspace": "alpha"}, headers...)
+	if r.Status != http.StatusUnprocessableEntity {
+		accepted++
+		t.Errorf("a body naming a tenant was not refused: %d %s", r.Status, r.Body)
+	}
+	figures.Report(t, "T2", 0, []figures.Figure{figures.Eq("accepted_tenant_overrides", float64(accepted), 0)})
+}
