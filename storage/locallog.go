@@ -67,6 +67,16 @@ func (l *LocalLog) Propose(ctx context.Context, cmd *Command) (Result, error) {
 	select {
 	case <-p.done:
 		return p.res, p.err
+	case <-l.done:
+		// The log stopped. p may have been queued after the last drain,
+		// and then nothing will ever answer it; if it was answered, that
+		// happened before done closed.
+		select {
+		case <-p.done:
+			return p.res, p.err
+		default:
+			return Result{}, ErrClosed
+		}
 	case <-ctx.Done():
 		return Result{}, ctx.Err()
 	}
@@ -99,6 +109,14 @@ func (l *LocalLog) run() {
 	entries := make([]Entry, 0, l.maxBatch)
 	for {
 		batch = batch[:0]
+		// Close wins over queued proposals: select alone picks at random
+		// when both are ready.
+		select {
+		case <-l.quit:
+			l.drain(ErrClosed)
+			return
+		default:
+		}
 		select {
 		case p := <-l.in:
 			batch = append(batch, p)

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -35,9 +36,17 @@ type Options struct {
 	Logger *slog.Logger
 	// DedupeWindow is how many log entries a RequestID is remembered for.
 	DedupeWindow uint64
+	// CacheSize is the block cache in bytes (default 64 MiB).
+	CacheSize int64
 	// ObserverBuffer is how many applied batches may wait for slow observers
 	// before Apply waits for them.
 	ObserverBuffer int
+	// OnFatal, when set, is called instead of exiting the process when
+	// Pebble reports an error it cannot carry on from (a failed WAL write or
+	// sync, a failed MANIFEST write). The store has already marked itself
+	// failed: Healthy reports the error and every later Apply refuses.
+	// Tests set it; nil exits the process with status 70.
+	OnFatal func(msg string)
 }
 
 // Applied is one applied command, as observers see it.
@@ -79,11 +88,28 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.ObserverBuffer == 0 {
 		opts.ObserverBuffer = 1024
 	}
+	s := &Store{
+		opts:    opts,
+		waitCh:  make(chan struct{}),
+		obsCh:   make(chan []Applied, opts.ObserverBuffer),
+		obsDone: make(chan struct{}),
+	}
+	if opts.CacheSize == 0 {
+		opts.CacheSize = 64 << 20
+	}
+	cache := pebble.NewCache(opts.CacheSize)
+	defer cache.Unref()
 	po := &pebble.Options{
 		FS:                 opts.FS,
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebbleLogger{l: opts.Logger},
+		Logger:             pebbleLogger{l: opts.Logger, store: s},
 		MemTableSize:       32 << 20,
+		Cache:              cache,
+	}
+	// Bloom filters let point reads (a record behind an index entry, a
+	// precondition, a dedupe lookup) skip the sstables that lack the key.
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	if po.FS == nil {
 		po.FS = vfs.Default
@@ -92,13 +118,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 	}
-	s := &Store{
-		db:      db,
-		opts:    opts,
-		waitCh:  make(chan struct{}),
-		obsCh:   make(chan []Applied, opts.ObserverBuffer),
-		obsDone: make(chan struct{}),
-	}
+	s.db = db
 	v, closer, err := db.Get(appliedKey)
 	switch {
 	case err == nil:
@@ -226,24 +246,12 @@ func (s *Store) Apply(entries []Entry) ([]Result, error) {
 			return nil, fmt.Errorf("storage: apply index %d after %d", e.Index, last)
 		}
 		last = e.Index
-		if len(e.Data) == 0 {
-			results[i] = Result{Index: e.Index}
-			continue
-		}
-		cmd, err := DecodeCommand(e.Data)
-		if err != nil {
-			// Every node decodes the same bytes the same way, so a bad entry
-			// is a deterministic no-op with an error result.
-			results[i] = Result{Index: e.Index, Err: err}
-			continue
-		}
-		res, err := s.applyCommand(b, e.Index, cmd)
-		if err != nil {
+		if err := s.applyEntry(b, e, &results[i], &applied); err != nil {
 			return nil, s.fail(err)
 		}
-		results[i] = res
-		if res.Err == nil && !res.Duplicate {
-			applied = append(applied, Applied{Index: e.Index, Command: cmd, Result: res})
+		// Every entry, whatever it holds, moves the dedupe window on.
+		if err := s.forget(b, e.Index); err != nil {
+			return nil, s.fail(err)
 		}
 	}
 	if last == s.applied.Load() {
@@ -255,11 +263,16 @@ func (s *Store) Apply(entries []Entry) ([]Result, error) {
 		return nil, s.fail(err)
 	}
 	wo := pebble.Sync
-	if s.opts.NoSync {
+	if s.opts.NoSync || bugNoSync {
 		wo = pebble.NoSync
 	}
 	if err := b.Commit(wo); err != nil {
 		return nil, s.fail(fmt.Errorf("storage: commit: %w", err))
+	}
+	// Pebble reports a failed WAL write or sync through Logger.Fatalf and
+	// then returns nil from Commit: the batch is not durable.
+	if e := s.failed.Load(); e != nil {
+		return nil, *e
 	}
 	s.applied.Store(last)
 	s.waitMu.Lock()
@@ -270,6 +283,30 @@ func (s *Store) Apply(entries []Entry) ([]Result, error) {
 		s.obsCh <- applied
 	}
 	return results, nil
+}
+
+// applyEntry evaluates one new entry into b. An error is an I/O failure.
+func (s *Store) applyEntry(b *pebble.Batch, e Entry, result *Result, applied *[]Applied) error {
+	if len(e.Data) == 0 {
+		*result = Result{Index: e.Index}
+		return nil
+	}
+	cmd, err := DecodeCommand(e.Data)
+	if err != nil {
+		// Every node decodes the same bytes the same way, so a bad entry
+		// is a deterministic no-op with an error result.
+		*result = Result{Index: e.Index, Err: err}
+		return nil
+	}
+	res, err := s.applyCommand(b, e.Index, cmd)
+	if err != nil {
+		return err
+	}
+	*result = res
+	if res.Err == nil && !res.Duplicate {
+		*applied = append(*applied, Applied{Index: e.Index, Command: cmd, Result: res})
+	}
+	return nil
 }
 
 func (s *Store) fail(err error) error {
@@ -385,16 +422,31 @@ func (s *Store) evaluate(b *pebble.Batch, index uint64, cmd *Command) (Result, e
 			if op.KeyRef > 0 {
 				abs[i] = Key(abs[i]).AddUint(uint64(res.Values[op.KeyRef-1]))
 			}
+			// The event sequence is Apply's own counter: a record written
+			// over it would make every later command of the tenant fail.
+			if cmd.Tenant != "" && bytes.Equal(abs[i], absolute(TenantPrefix(cmd.Tenant), seqRelKey)) {
+				res.Err = errBadCommand
+				return res, nil
+			}
 		case OpDelete, OpDeleteRange:
 		case OpAdd:
 			c, err := loadCounter(b, counters, abs[i])
+			if errors.Is(err, ErrCorrupt) {
+				// The key holds a record that is not a counter: the command
+				// is invalid, the same way on every node; it must not stop
+				// the store (a restart would replay it and stop again).
+				res.Err = errBadCommand
+				return res, nil
+			}
 			if err != nil {
 				return res, err
 			}
 			next := c.value + op.Delta
 			// Bounds are checked in the direction of motion only: a limit
-			// lowered by a plan change must never block a delete.
-			if op.Bounded && ((op.Delta > 0 && next > op.Max) || (op.Delta < 0 && next < op.Min)) {
+			// lowered by a plan change must never block a delete. A sum
+			// that wraps around int64 has passed the bound too.
+			overflow := (op.Delta > 0 && next < c.value) || (op.Delta < 0 && next > c.value)
+			if op.Bounded && (overflow || (op.Delta > 0 && next > op.Max) || (op.Delta < 0 && next < op.Min)) {
 				res.Err = &LimitError{Limit: op.Limit, Max: op.Max}
 				return res, nil
 			}
@@ -496,16 +548,21 @@ func loadCounter(b *pebble.Batch, set *counterSet, key []byte) (*counter, error)
 	return c, nil
 }
 
-// remember stores the result under the request ID and forgets the request
-// applied DedupeWindow entries ago, so the dedupe table stays bounded.
+// remember stores the result under the request ID.
 func (s *Store) remember(b *pebble.Batch, index uint64, reqKey []byte, rid string, res Result) error {
 	if err := b.Set(reqKey, encodeResult(res), nil); err != nil {
 		return err
 	}
 	idxKey := metaKey("reqidx").AddUint(index)
-	if err := b.Set(idxKey, []byte(rid), nil); err != nil {
-		return err
-	}
+	return b.Set(idxKey, []byte(rid), nil)
+}
+
+// forget drops the request applied DedupeWindow entries before index, if
+// there was one, so the dedupe table stays bounded. Apply calls it for every
+// entry (commands without a request ID, duplicates, raft no-ops and
+// undecodable entries too); otherwise the request IDs whose window ends on
+// such an entry would never be forgotten.
+func (s *Store) forget(b *pebble.Batch, index uint64) error {
 	if index <= s.opts.DedupeWindow {
 		return nil
 	}
@@ -620,7 +677,10 @@ func (s *Store) TenantHash(tenant string) ([]byte, error) {
 	return h.Sum(nil), nil
 }
 
-type pebbleLogger struct{ l *slog.Logger }
+type pebbleLogger struct {
+	l     *slog.Logger
+	store *Store
+}
 
 func (p pebbleLogger) Infof(format string, args ...any) {}
 
@@ -632,11 +692,17 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 
 // Fatalf is called by Pebble when it cannot go on (for example a failed WAL
 // sync). Acknowledging writes after such an error could lose them, so the
-// process stops.
+// store fails for good and the process stops (or, with Options.OnFatal,
+// the hook runs).
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	if p.l != nil {
 		p.l.Error("pebble fatal", "msg", msg)
+	}
+	p.store.fail(fmt.Errorf("storage: fatal: %s", msg))
+	if p.store.opts.OnFatal != nil {
+		p.store.opts.OnFatal(msg)
+		return
 	}
 	fmt.Fprintln(os.Stderr, "teamflow: fatal storage error:", msg)
 	os.Exit(70)
