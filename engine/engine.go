@@ -76,6 +76,9 @@ type Config struct {
 	// MaxConcurrentHashes bounds argon2id work so a login flood cannot
 	// exhaust memory (default 2 per CPU).
 	MaxConcurrentHashes int
+	// TaskCacheSize is how many decoded tasks a node keeps for list reads
+	// (default 100,000).
+	TaskCacheSize int
 	// PasswordParams overrides the argon2id cost (tests use a cheaper one).
 	PasswordParams *PasswordParams
 }
@@ -92,6 +95,7 @@ type Service struct {
 	keysMu   sync.RWMutex
 	keys     map[string]signingKey
 	verified *verifiedTokens
+	tasks    *taskCache
 }
 
 // Deps are the engine's collaborators.
@@ -124,6 +128,9 @@ func New(deps Deps, cfg Config) *Service {
 	if cfg.TrashTTL == 0 {
 		cfg.TrashTTL = 30 * 24 * time.Hour
 	}
+	if cfg.TaskCacheSize <= 0 {
+		cfg.TaskCacheSize = 100_000
+	}
 	if cfg.MaxConcurrentHashes <= 0 {
 		cfg.MaxConcurrentHashes = 2 * runtime.GOMAXPROCS(0)
 	}
@@ -146,6 +153,7 @@ func New(deps Deps, cfg Config) *Service {
 		pw:       pw,
 		keys:     map[string]signingKey{},
 		verified: newVerifiedTokens(10_000),
+		tasks:    newTaskCache(cfg.TaskCacheSize),
 	}
 }
 

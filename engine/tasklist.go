@@ -199,22 +199,24 @@ func (s *Service) ListTasks(ctx context.Context, p Principal, projectID string, 
 		projects[t.ProjectID] = vp
 		return vp != nil
 	}
-	load := func(id string, mirror *storage.Record) (*taskRecord, storage.Record, bool, error) {
-		var t *taskRecord
-		var rec storage.Record
-		var err error
-		if mirror != nil {
-			// The project list entry mirrors the record: no second read.
-			t, rec = new(taskRecord), storage.Record{Version: mirror.Version, Stamp: mirror.Stamp}
-			err = jsonDecode(mirror.Value, t)
-		} else {
-			t, rec, err = getRecord[taskRecord](v, kTask(id))
-		}
-		if errors.Is(err, storage.ErrNotFound) {
-			return nil, rec, false, nil
-		}
-		if err != nil {
-			return nil, rec, false, err
+	load := func(id string, entry storage.Record) (*taskRecord, storage.Record, bool, error) {
+		t, rec, cached := s.tasks.get(p.Tenant, id, entry.Version)
+		if !cached {
+			var err error
+			if len(entry.Value) > 0 {
+				// The project list entry mirrors the record: no second read.
+				t, rec = new(taskRecord), storage.Record{Version: entry.Version, Stamp: entry.Stamp}
+				err = jsonDecode(entry.Value, t)
+			} else {
+				t, rec, err = getRecord[taskRecord](v, kTask(id))
+			}
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil, rec, false, nil
+			}
+			if err != nil {
+				return nil, rec, false, err
+			}
+			s.tasks.put(p.Tenant, id, rec, t)
 		}
 		return t, rec, q.match(t) && visible(t), nil
 	}
@@ -258,9 +260,10 @@ func (s *Service) ListTasks(ctx context.Context, p Principal, projectID string, 
 	return out, nil
 }
 
-// loadFunc reads a task by ID, or decodes it from mirror when the index
-// entry carries the record; ok says whether it passes the query.
-type loadFunc func(id string, mirror *storage.Record) (t *taskRecord, rec storage.Record, ok bool, err error)
+// loadFunc reads the task an index entry points at: from the cache when the
+// entry's version is cached, from the entry itself when it mirrors the
+// record, else from the store. ok says whether it passes the query.
+type loadFunc func(id string, entry storage.Record) (t *taskRecord, rec storage.Record, ok bool, err error)
 
 // scanTasks walks index keys under prefix; each key is base + tail with the
 // task ID last. It returns up to limit matches and, when more may follow,
@@ -279,11 +282,7 @@ func scanTasks(v storage.View, prefix, base, after storage.Key, reverse bool, li
 		}
 		tail := append(storage.Key{}, k[len(base):]...)
 		last = tail
-		var mirror *storage.Record
-		if len(r.Value) > 0 {
-			mirror = &r
-		}
-		t, rec, ok, err := load(lastPart(k), mirror)
+		t, rec, ok, err := load(lastPart(k), r)
 		if err != nil || !ok {
 			return err
 		}
@@ -302,20 +301,24 @@ func gatherTasks(v storage.View, drv storage.Key, q *taskQuery, after storage.Ke
 	if drv == nil {
 		return nil, nil, errTooMany
 	}
-	var ids []string
-	err := v.Scan(drv, storage.ScanOptions{}, func(k storage.Key, _ storage.Record) error {
-		if len(ids) == gatherCap {
+	type candidate struct {
+		id      string
+		version uint64
+	}
+	var cands []candidate
+	err := v.Scan(drv, storage.ScanOptions{}, func(k storage.Key, r storage.Record) error {
+		if len(cands) == gatherCap {
 			return errTooMany
 		}
-		ids = append(ids, lastPart(k))
+		cands = append(cands, candidate{lastPart(k), r.Version})
 		return nil
 	})
 	if err != nil {
 		return nil, nil, err
 	}
 	var all []foundTask
-	for _, id := range ids {
-		t, rec, ok, err := load(id, nil)
+	for _, c := range cands {
+		t, rec, ok, err := load(c.id, storage.Record{Version: c.version})
 		if err != nil {
 			return nil, nil, err
 		}

@@ -235,7 +235,8 @@ type taskWrite struct {
 }
 
 // writeTask brings a task's indexes from before to after (either may be
-// nil: just created, or no longer live); the caller writes the record. The
+// nil: just created, or no longer live); the caller writes the record.
+// Index entries carry the record's version. The
 // project's task list entry is a full mirror of the live record (same value,
 // version and number), so the default list of a project reads no record
 // behind its index.
@@ -255,10 +256,11 @@ func writeTask(ch *change, before, after *taskRecord, w taskWrite) {
 			ch.del(k)
 		}
 	}
+	// Every entry is rewritten with the record's version, so a list that
+	// walks an index knows which version each entry stands for and can take
+	// the record from the node's cache instead of reading and decoding it.
 	for _, k := range cur {
-		if !has(old, k) {
-			ch.index(k)
-		}
+		ch.op(storage.Op{Type: storage.OpPut, Key: k, Version: w.version})
 	}
 	switch {
 	case after != nil:
@@ -401,7 +403,7 @@ func (s *Service) placeTask(v storage.View, projectID, statusID, self string, af
 			if *afterID == self {
 				return "", nil, invalid("move.after_id", "invalid_move", "a task cannot be placed after itself")
 			}
-			at, _, err := s.liveTaskIn(v, projectID, *afterID, "move.after_id")
+			at, atRec, err := s.liveTaskIn(v, projectID, *afterID, "move.after_id")
 			if err != nil {
 				return "", nil, err
 			}
@@ -410,7 +412,7 @@ func (s *Service) placeTask(v storage.View, projectID, statusID, self string, af
 			}
 			after = append(col, storage.K(at.Position, at.ID)...)
 			lower = at.Position
-			pins = append(pins, storage.Precondition{Key: after, Version: 1})
+			pins = append(pins, storage.Precondition{Key: after, Version: atRec.Version})
 		}
 		err := v.Scan(col, storage.ScanOptions{After: after}, func(k storage.Key, r storage.Record) error {
 			if strings.HasSuffix(string(k), string(storage.K(self))) {

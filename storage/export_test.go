@@ -12,6 +12,9 @@ func DecodeRecordForTest(b []byte) (Record, error) { return decodeRecord(b) }
 // QueueLen is how many proposals wait in the log's queue.
 func (l *LocalLog) QueueLen() int { return len(l.in) }
 
+// EvaluatedBatches counts the batches the log has made visible.
+func (l *LocalLog) EvaluatedBatches() uint64 { return l.evaluated.Load() }
+
 // Closing reports whether Close has been called.
 func (l *LocalLog) Closing() bool {
 	select {

@@ -45,7 +45,7 @@ func TestS4WALErrors(t *testing.T) {
 		"write": {errorfs.OpFileWrite, errorfs.OpFileWriteAt},
 		"sync":  {errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo},
 	}
-	var acked, acksAfter, lost, openFailures, notFailed, fatals, faults, retriesAccepted int
+	var acked, acksAfter, lost, openFailures, notFailed, fatals, observed, faults, retriesAccepted int
 	for _, name := range []string{"write", "sync"} {
 		t.Run(name, func(t *testing.T) {
 			base := vfs.NewCrashableMem()
@@ -108,8 +108,11 @@ func TestS4WALErrors(t *testing.T) {
 			}
 			acksAfter += int(after.Load())
 			fatals += int(fatalCalls.Load())
+			if s.Healthy() != nil {
+				observed++
+			}
 			faults += int(fault.injected.Load())
-			t.Logf("%s: %d faults injected, %d fatal reports, healthy=%v", name, fault.injected.Load(), fatalCalls.Load(), s.Healthy())
+			t.Logf("%s: %d faults injected, %d fatal reports (the rest through SyncWait), healthy=%v", name, fault.injected.Load(), fatalCalls.Load(), s.Healthy())
 			l.Close()
 
 			// Power loss now: only synced data survives. Every
@@ -152,6 +155,9 @@ func TestS4WALErrors(t *testing.T) {
 		figures.Eq("open_failures", float64(openFailures), 0),
 		figures.Guard("acked_ops", float64(acked), 100),
 		figures.Guard("faults_injected", float64(faults), 2),
-		figures.Guard("fatal_reports", float64(fatals), 2),
+		// Pebble reports the failure through Logger.Fatalf or through the
+		// batch's SyncWait, depending on where it hits; either way the store
+		// must have noticed it.
+		figures.Guard("failures_observed", float64(observed), 2),
 	})
 }

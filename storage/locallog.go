@@ -21,6 +21,7 @@ type LocalLog struct {
 
 	proposals atomic.Uint64
 	batches   atomic.Uint64
+	evaluated atomic.Uint64 // batches made visible, maybe not yet synced
 }
 
 type proposal struct {
@@ -103,12 +104,22 @@ func (l *LocalLog) Close() {
 	<-l.done
 }
 
+// run is the first stage: it gathers proposals into a batch, evaluates it
+// and makes it visible (ApplyAsync), and hands it to the sync stage without
+// waiting for the fsync, so the next batch is evaluated while this one
+// syncs.
 func (l *LocalLog) run() {
-	defer close(l.done)
-	batch := make([]*proposal, 0, l.maxBatch)
-	entries := make([]Entry, 0, l.maxBatch)
+	synced := make(chan struct{})
+	queue := make(chan inflight, 4)
+	go l.syncStage(queue, synced)
+	defer func() {
+		close(queue)
+		<-synced
+		close(l.done)
+	}()
+	next := l.store.AppliedIndex() + 1
 	for {
-		batch = batch[:0]
+		batch := make([]*proposal, 0, 16)
 		// Close wins over queued proposals: select alone picks at random
 		// when both are ready.
 		select {
@@ -133,13 +144,37 @@ func (l *LocalLog) run() {
 				break fill
 			}
 		}
-		entries = entries[:0]
-		next := l.store.AppliedIndex() + 1
+		entries := make([]Entry, len(batch))
 		for i, p := range batch {
-			entries = append(entries, Entry{Index: next + uint64(i), Data: p.data})
+			entries[i] = Entry{Index: next + uint64(i), Data: p.data}
 		}
-		results, err := l.store.Apply(entries)
-		for i, p := range batch {
+		pending, err := l.store.ApplyAsync(entries)
+		if err == nil {
+			next += uint64(len(batch))
+		}
+		l.evaluated.Add(1)
+		queue <- inflight{batch: batch, pending: pending, err: err}
+	}
+}
+
+// inflight is a batch between its evaluation and its fsync.
+type inflight struct {
+	batch   []*proposal
+	pending *Pending
+	err     error
+}
+
+// syncStage waits for each batch's durability, in order, and only then
+// answers its proposers.
+func (l *LocalLog) syncStage(queue <-chan inflight, done chan<- struct{}) {
+	defer close(done)
+	for f := range queue {
+		var results []Result
+		err := f.err
+		if err == nil {
+			results, err = f.pending.Wait()
+		}
+		for i, p := range f.batch {
 			if err != nil {
 				p.err = fmt.Errorf("storage: apply: %w", err)
 			} else {
@@ -147,7 +182,7 @@ func (l *LocalLog) run() {
 			}
 			close(p.done)
 		}
-		l.proposals.Add(uint64(len(batch)))
+		l.proposals.Add(uint64(len(f.batch)))
 		l.batches.Add(1)
 	}
 }

@@ -92,8 +92,9 @@ func TestLocalLogGroupCommit(t *testing.T) {
 // TestLocalLogCloseFailsQueued: Close lets the batch in flight finish and
 // fails the proposals still queued with ErrClosed.
 func TestLocalLogCloseFailsQueued(t *testing.T) {
-	// An observer that blocks, with room for one waiting batch, makes the
-	// third Apply wait inside the log: that is the batch in flight.
+	// An observer that blocks stalls the sync stage; the evaluation stage
+	// fills its small pipeline and then stops taking proposals, so the rest
+	// wait in the log's queue.
 	s := openStore(t, t.TempDir(), storage.Options{ObserverBuffer: 1})
 	entered := make(chan struct{}, 10)
 	release := make(chan struct{})
@@ -109,49 +110,64 @@ func TestLocalLogCloseFailsQueued(t *testing.T) {
 	if _, err := l.Propose(ctx, cmd(0)); err != nil {
 		t.Fatal(err)
 	}
-	<-entered // the observer holds batch 1; batch 2 will wait in the buffer
-	if _, err := l.Propose(ctx, cmd(1)); err != nil {
-		t.Fatal(err)
-	}
+	<-entered // the observer holds batch 1
 	type outcome struct {
 		i   int
 		res storage.Result
 		err error
 	}
-	out := make(chan outcome, 10)
+	const n = 30
+	out := make(chan outcome, n)
 	propose := func(i int) {
 		go func() {
 			res, err := l.Propose(ctx, cmd(i))
 			out <- outcome{i, res, err}
 		}()
 	}
-	propose(2)
-	within(t, 10*time.Second, "the third command is applied and waits for the observer", func() bool { return s.AppliedIndex() == 3 })
-	for i := 3; i < 8; i++ {
+	// Batch 1 is held by the observer, batch 2 waits in its buffer, batch 3
+	// blocks the sync stage, batches 4–7 fill the pipeline and batch 8 blocks
+	// the evaluation stage: one proposal per batch, each confirmed taken.
+	for i := 1; i <= 7; i++ {
+		propose(i)
+		within(t, 10*time.Second, "the proposal is evaluated", func() bool { return l.EvaluatedBatches() == uint64(i+1) })
+	}
+	for i := 8; i <= n; i++ {
 		propose(i)
 	}
-	within(t, 10*time.Second, "five proposals queue", func() bool { return l.QueueLen() == 5 })
+	within(t, 10*time.Second, "proposals queue behind the stalled pipeline", func() bool { return l.QueueLen() == n-7 })
 	closed := make(chan struct{})
 	go func() { l.Close(); close(closed) }()
 	within(t, 10*time.Second, "Close starts", l.Closing)
 	close(release)
 	<-closed
 
-	got := map[int]outcome{}
-	for len(got) < 6 {
+	ok, refused := 0, 0
+	v := s.Tenant("acme")
+	for range n {
 		o := <-out
-		got[o.i] = o
-	}
-	if o := got[2]; o.err != nil || o.res.Index != 3 {
-		t.Fatalf("the batch in flight: %+v", o)
-	}
-	for i := 3; i < 8; i++ {
-		if o := got[i]; !errors.Is(o.err, storage.ErrClosed) {
-			t.Fatalf("queued proposal %d: %+v, want ErrClosed", i, o)
+		_, getErr := v.Get(storage.K("x", fmt.Sprint(o.i)))
+		switch {
+		case o.err == nil:
+			// Answered: it was evaluated before Close and must be there.
+			ok++
+			if getErr != nil {
+				t.Errorf("proposal %d answered at index %d but not stored", o.i, o.res.Index)
+			}
+		case errors.Is(o.err, storage.ErrClosed):
+			// Refused: it never reached the store.
+			refused++
+			if getErr == nil {
+				t.Errorf("proposal %d refused with ErrClosed but stored", o.i)
+			}
+		default:
+			t.Errorf("proposal %d: %v", o.i, o.err)
 		}
 	}
-	if s.AppliedIndex() != 3 {
-		t.Fatalf("applied index %d after Close; queued proposals were applied", s.AppliedIndex())
+	if ok != 7 || refused != n-7 {
+		t.Fatalf("%d answered and %d refused; want the 7 evaluated answered and the %d queued refused", ok, refused, n-7)
+	}
+	if s.AppliedIndex() != uint64(1+ok) {
+		t.Fatalf("applied index %d, want %d (1 + %d answered)", s.AppliedIndex(), 1+ok, ok)
 	}
 }
 

@@ -65,13 +65,16 @@ type Store struct {
 	opts   Options
 	closed atomic.Bool
 
-	applyMu sync.Mutex    // serialises Apply
-	applied atomic.Uint64 // last applied log index
+	applyMu   sync.Mutex    // serialises Apply
+	evaluated uint64        // last index evaluated into the DB (visible, maybe not yet durable); under applyMu
+	applied   atomic.Uint64 // last applied and durable log index
 	failed  atomic.Pointer[error]
 
 	waitMu sync.Mutex
 	waitCh chan struct{} // closed and replaced whenever applied advances
 
+	closeMu   sync.RWMutex  // held by Wait while it hands batches to observers; Close takes it to close obsCh
+	closing   chan struct{} // closed when Close starts
 	obsMu     sync.RWMutex
 	observers []Observer
 	obsCh     chan []Applied
@@ -93,6 +96,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		waitCh:  make(chan struct{}),
 		obsCh:   make(chan []Applied, opts.ObserverBuffer),
 		obsDone: make(chan struct{}),
+		closing: make(chan struct{}),
 	}
 	if opts.CacheSize == 0 {
 		opts.CacheSize = 64 << 20
@@ -131,6 +135,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("storage: read applied index: %w", err)
 	}
+	s.evaluated = s.applied.Load()
 	go s.runObservers()
 	return s, nil
 }
@@ -141,13 +146,16 @@ func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	close(s.closing)
 	s.applyMu.Lock()
+	s.closeMu.Lock()
 	close(s.obsCh)
-	s.applyMu.Unlock()
-	<-s.obsDone
 	s.waitMu.Lock()
 	close(s.waitCh)
 	s.waitMu.Unlock()
+	s.closeMu.Unlock()
+	s.applyMu.Unlock()
+	<-s.obsDone
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("storage: close: %w", err)
 	}
@@ -218,12 +226,39 @@ type Entry struct {
 }
 
 // Apply applies entries, in order, as ONE Pebble batch together with the new
-// applied index, then tells the observers. Entries at or below the applied
-// index are skipped (a restart replays them). It returns one Result per
-// entry. Apply is deterministic: the same entries on the same state give the
-// same bytes on every node. An error means the store could not write; the
-// store then refuses every later Apply.
+// applied index, waits until the batch is durable (unless NoSync), then tells
+// the observers. Entries at or below the applied index are skipped (a
+// restart replays them). It returns one Result per entry. Apply is
+// deterministic: the same entries on the same state give the same bytes on
+// every node. An error means the store could not write; the store then
+// refuses every later Apply.
 func (s *Store) Apply(entries []Entry) ([]Result, error) {
+	p, err := s.ApplyAsync(entries)
+	if err != nil {
+		return nil, err
+	}
+	return p.Wait()
+}
+
+// Pending is a batch that is applied (visible to reads and to the next
+// batch) but may not be durable yet.
+type Pending struct {
+	s       *Store
+	b       *pebble.Batch
+	sync    bool
+	last    uint64
+	results []Result
+	applied []Applied
+}
+
+// ApplyAsync evaluates entries into one batch and makes it visible, without
+// waiting for the WAL sync; Wait then waits for durability. The next
+// ApplyAsync may start at once, so a log can evaluate batch N+1 while batch N
+// syncs, and Pebble folds both into one fsync when it can. A later batch is
+// never durable without the earlier ones (the WAL is sequential), and
+// callers must be answered only after Wait. Pendings must be waited for in
+// the order they were created.
+func (s *Store) ApplyAsync(entries []Entry) (*Pending, error) {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	if s.closed.Load() {
@@ -232,57 +267,91 @@ func (s *Store) Apply(entries []Entry) ([]Result, error) {
 	if e := s.failed.Load(); e != nil {
 		return nil, *e
 	}
-	results := make([]Result, len(entries))
+	p := &Pending{s: s, results: make([]Result, len(entries)), last: s.evaluated}
 	b := s.db.NewIndexedBatch()
-	defer b.Close()
-	last := s.applied.Load()
-	var applied []Applied
 	for i, e := range entries {
-		if e.Index <= last {
-			results[i] = Result{Index: e.Index, Duplicate: true}
+		if e.Index <= p.last {
+			p.results[i] = Result{Index: e.Index, Duplicate: true}
 			continue
 		}
-		if e.Index != last+1 {
-			return nil, fmt.Errorf("storage: apply index %d after %d", e.Index, last)
+		if e.Index != p.last+1 {
+			b.Close()
+			return nil, fmt.Errorf("storage: apply index %d after %d", e.Index, p.last)
 		}
-		last = e.Index
-		if err := s.applyEntry(b, e, &results[i], &applied); err != nil {
+		p.last = e.Index
+		if err := s.applyEntry(b, e, &p.results[i], &p.applied); err != nil {
+			b.Close()
 			return nil, s.fail(err)
 		}
 		// Every entry, whatever it holds, moves the dedupe window on.
 		if err := s.forget(b, e.Index); err != nil {
+			b.Close()
 			return nil, s.fail(err)
 		}
 	}
-	if last == s.applied.Load() {
-		return results, nil
+	if p.last == s.evaluated {
+		b.Close()
+		return p, nil
 	}
 	var idx [8]byte
-	binary.BigEndian.PutUint64(idx[:], last)
+	binary.BigEndian.PutUint64(idx[:], p.last)
 	if err := b.Set(appliedKey, idx[:], nil); err != nil {
+		b.Close()
 		return nil, s.fail(err)
 	}
-	wo := pebble.Sync
-	if s.opts.NoSync || bugNoSync {
-		wo = pebble.NoSync
+	p.sync = !s.opts.NoSync && !bugNoSync
+	var err error
+	if p.sync {
+		err = s.db.ApplyNoSyncWait(b, pebble.Sync)
+	} else {
+		err = b.Commit(pebble.NoSync)
 	}
-	if err := b.Commit(wo); err != nil {
+	if err != nil {
+		b.Close()
 		return nil, s.fail(fmt.Errorf("storage: commit: %w", err))
 	}
+	p.b = b
+	s.evaluated = p.last
+	return p, nil
+}
+
+// Wait waits until the batch is durable, then advances the applied index,
+// wakes WaitApplied callers and hands the commands to the observers.
+func (p *Pending) Wait() ([]Result, error) {
+	s := p.s
+	if p.b == nil {
+		return p.results, nil
+	}
+	defer p.b.Close()
+	if p.sync {
+		if err := p.b.SyncWait(); err != nil {
+			return nil, s.fail(fmt.Errorf("storage: sync: %w", err))
+		}
+	}
 	// Pebble reports a failed WAL write or sync through Logger.Fatalf and
-	// then returns nil from Commit: the batch is not durable.
+	// may still return nil: the batch is not durable then.
 	if e := s.failed.Load(); e != nil {
 		return nil, *e
 	}
-	s.applied.Store(last)
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed.Load() {
+		// Durable, but the store is closing: answer, tell nobody else.
+		return p.results, nil
+	}
+	s.applied.Store(p.last)
 	s.waitMu.Lock()
 	close(s.waitCh)
 	s.waitCh = make(chan struct{})
 	s.waitMu.Unlock()
-	if len(applied) > 0 {
-		s.obsCh <- applied
+	if len(p.applied) > 0 {
+		select {
+		case s.obsCh <- p.applied:
+		case <-s.closing:
+			// A stuck observer must not keep Close waiting forever.
+		}
 	}
-	return results, nil
+	return p.results, nil
 }
 
 // applyEntry evaluates one new entry into b. An error is an I/O failure.
