@@ -232,6 +232,20 @@ func (g *gen) query() string {
 	return "?" + strings.Join(q, "&")
 }
 
+// fillReal replaces :params in a gin path with real identifiers only.
+func (g *gen) fillReal(path string) string {
+	real := map[string]string{
+		"id": g.f.ids["task"], "user_id": g.f.ids["member"], "slug": "fuzz",
+	}
+	parts := strings.Split(path, "/")
+	for i, p := range parts {
+		if strings.HasPrefix(p, ":") {
+			parts[i] = real[p[1:]]
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
 // fill replaces :params in a gin path.
 func (g *gen) fill(path string) string {
 	parts := strings.Split(path, "/")

@@ -1,0 +1,1 @@
+var e=[`none`,`low`,`medium`,`high`,`urgent`],t=[`owner`,`admin`,`member`,`guest`];export{t as n,e as t};

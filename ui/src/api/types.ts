@@ -1,0 +1,209 @@
+// The shapes /api/v1 answers (engine/*.go), as the UI uses them.
+
+export type Role = "owner" | "admin" | "member" | "guest";
+export type ProjectRole = "lead" | "contributor" | "observer";
+export type StatusCategory = "todo" | "in_progress" | "done";
+export type Priority = "none" | "low" | "medium" | "high" | "urgent";
+
+export const PRIORITIES: Priority[] = ["none", "low", "medium", "high", "urgent"];
+export const ROLES: Role[] = ["owner", "admin", "member", "guest"];
+
+export interface WorkHours {
+  start: string;
+  end: string;
+  days: number[];
+}
+
+export interface Branding {
+  logo_url: string;
+  primary_color: string;
+  accent_color: string;
+}
+
+export interface Workspace {
+  id: string;
+  name: string;
+  slug: string;
+  timezone: string;
+  work_hours: WorkHours;
+  branding: Branding;
+  plan: string;
+  created_at: string;
+  updated_at: string;
+  version: number;
+}
+
+export interface Member {
+  id: string;
+  email: string;
+  name: string;
+  role: Role;
+  status: "active" | "deactivated";
+  timezone: string;
+  work_hours: WorkHours;
+  created_at: string;
+  updated_at: string;
+  version: number;
+}
+
+export interface ChannelPrefs {
+  in_app: boolean;
+  email: boolean;
+}
+
+export interface NotificationPrefs {
+  mentions: ChannelPrefs;
+  assignments: ChannelPrefs;
+  comments: ChannelPrefs;
+  due_soon: ChannelPrefs;
+  status_changes: ChannelPrefs;
+  digest: boolean;
+}
+
+export interface Me extends Member {
+  workspace_id: string;
+  notifications: NotificationPrefs;
+}
+
+export interface Status {
+  id: string;
+  name: string;
+  category: StatusCategory;
+}
+
+export interface Project {
+  id: string;
+  key: string;
+  name: string;
+  description: string;
+  visibility: "workspace" | "private";
+  statuses: Status[];
+  role: ProjectRole;
+  created_by: string;
+  created_at: string;
+  updated_by: string;
+  updated_at: string;
+  deleted_at?: string;
+  version: number;
+}
+
+export interface Task {
+  id: string;
+  project_id: string;
+  number: number;
+  key: string;
+  title: string;
+  description: string;
+  description_html?: string;
+  status: string;
+  status_id: string;
+  status_category: StatusCategory;
+  assignees: string[];
+  due: string | null;
+  priority: Priority;
+  tags: string[];
+  parent_id: string | null;
+  position: string;
+  created_by: string;
+  created_at: string;
+  updated_by: string;
+  updated_at: string;
+  version: number;
+}
+
+export interface Comment {
+  id: string;
+  task_id: string;
+  parent_id: string | null;
+  author_id: string;
+  body: string;
+  body_html: string;
+  mentions: string[];
+  edited: boolean;
+  created_at: string;
+  updated_at: string;
+  version: number;
+}
+
+export interface ActivityEntry {
+  id: string;
+  kind: string;
+  target: { kind: string; id: string };
+  project_id?: string;
+  task_id?: string;
+  field?: string;
+  before?: unknown;
+  after?: unknown;
+  actor: string;
+  at: string;
+}
+
+export interface Invitation {
+  id: string;
+  email: string;
+  role: Role;
+  status: "pending" | "accepted" | "revoked" | "expired";
+  invited_by: string;
+  created_at: string;
+  expires_at: string;
+  token?: string;
+  link?: string;
+  version: number;
+}
+
+export interface InvitationPreview {
+  workspace_name: string;
+  workspace_slug: string;
+  email: string;
+  role: Role;
+  expires_at: string;
+}
+
+export interface TrashItem {
+  kind: "project" | "task" | "comment";
+  id: string;
+  title: string;
+  project_id?: string;
+  deleted_at: string;
+  deleted_by: string;
+  purge_at: string;
+}
+
+export interface Plan {
+  id: string;
+  name: string;
+  max_users: number;
+  max_projects: number;
+  storage_bytes: number;
+  history_days: number;
+  integrations: number;
+  ai_updates_per_month: number;
+  custom_workflows: boolean;
+  sso: boolean;
+  support: string;
+  sla: string;
+}
+
+export interface PlanInfo {
+  plan: Plan;
+  users: number;
+  projects: number;
+}
+
+export interface SetupStatus {
+  needed: boolean;
+  mode: "onprem" | "cloud";
+}
+
+export interface SessionBody {
+  token_type?: string;
+  expires_in?: number;
+  mfa_required: boolean;
+  mfa_token?: string;
+  csrf_token?: string;
+}
+
+export interface Created extends SessionBody {
+  workspace: Workspace;
+  owner: Member;
+}

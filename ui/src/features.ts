@@ -1,0 +1,25 @@
+// Extension points for capabilities whose API has not landed yet. Each later
+// issue flips its entry on and registers its screen in routes.tsx; until then
+// nothing is shown for it (no placeholder screens).
+//
+// - search:        GET /api/v1/search (+ saved filters)      → nav "Search", route /search
+// - notifications: GET /api/v1/notifications                 → nav "Inbox", route /inbox, unread badge in the top bar
+// - realtime:      websocket /api/v1/ws                      → live query invalidation + presence avatars (see useLive in lib/live.ts)
+// - mfa:           POST /api/v1/auth/mfa                     → second step of sign-in (SignIn shows "coming soon" today)
+// - magicLink:     POST /api/v1/auth/magic-link              → "email me a link" on sign-in
+// - attachments:   /api/v1/tasks/{id}/attachments            → task detail section, recorded audio/video messages
+
+export const features = {
+  search: false,
+  notifications: false,
+  realtime: false,
+  mfa: false,
+  magicLink: false,
+  attachments: false,
+} as const;
+
+export type Feature = keyof typeof features;
+
+export function enabled(f: Feature): boolean {
+  return features[f];
+}

@@ -1,0 +1,18 @@
+import { useEffect } from "react";
+import { keys } from "../api/queries";
+import { ActivityFeed } from "../components/ActivityFeed";
+
+export default function Activity() {
+  useEffect(() => {
+    document.title = "Activity · TeamFlow";
+  }, []);
+  return (
+    <>
+      <div className="page-header">
+        <h1>Activity</h1>
+      </div>
+      <p className="muted">Every change you can see in the workspace, newest first.</p>
+      <ActivityFeed path="/activity" queryKey={keys.activity} />
+    </>
+  );
+}

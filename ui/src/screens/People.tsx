@@ -1,0 +1,309 @@
+import { useInfiniteQuery, useMutation, useQueryClient } from "@tanstack/react-query";
+import { useEffect, useRef, useState, type FormEvent } from "react";
+import { useSearchParams } from "react-router";
+import { api, ApiError, type Page } from "../api/client";
+import { keys, useMe, useMembers, usePlan } from "../api/queries";
+import { ROLES, type Invitation, type Member, type Role } from "../api/types";
+import { useToast } from "../components/toast";
+import { Avatar, ErrorState, Field, FormError, Loading, Modal, SelectField } from "../components/ui";
+import { formatDateTime } from "../lib/format";
+
+export default function People() {
+  const me = useMe();
+  const members = useMembers();
+  const plan = usePlan();
+  const isAdmin = me.data?.role === "owner" || me.data?.role === "admin";
+  const [params, setParams] = useSearchParams();
+  const inviteOpen = params.get("invite") === "1" && isAdmin;
+  const setInviteOpen = (o: boolean) => setParams(o ? { invite: "1" } : {}, { replace: true });
+  const [confirm, setConfirm] = useState<Member | null>(null);
+  const qc = useQueryClient();
+  const { toast, toastError } = useToast();
+  useEffect(() => {
+    document.title = "People · TeamFlow";
+  }, []);
+
+  const update = useMutation({
+    mutationFn: (v: { m: Member; role?: Role; status?: "active" | "deactivated" }) =>
+      api<Member>(`/members/${v.m.id}`, { method: "PATCH", version: v.m.version, body: { role: v.role, status: v.status } }),
+    onMutate: async (v) => {
+      await qc.cancelQueries({ queryKey: keys.members });
+      const prev = qc.getQueryData<Member[]>(keys.members);
+      qc.setQueryData<Member[]>(keys.members, (xs) => xs?.map((x) => (x.id === v.m.id ? { ...x, role: v.role ?? x.role, status: v.status ?? x.status } : x)));
+      return { prev };
+    },
+    onError: (e, _v, ctx) => {
+      qc.setQueryData(keys.members, ctx?.prev);
+      toastError(e, "change the member");
+      if (e instanceof ApiError && e.status === 412) void qc.invalidateQueries({ queryKey: keys.members });
+    },
+    onSuccess: (m, v) => {
+      qc.setQueryData<Member[]>(keys.members, (xs) => xs?.map((x) => (x.id === m.id ? m : x)));
+      void qc.invalidateQueries({ queryKey: keys.plan });
+      if (v.status) toast({ title: v.status === "deactivated" ? `${m.name} was deactivated and signed out everywhere` : `${m.name} is active again`, variant: "success" });
+    },
+  });
+
+  const maxUsers = plan.data?.plan.max_users;
+  return (
+    <>
+      <div className="page-header">
+        <h1>People</h1>
+        {isAdmin && (
+          <button type="button" className="btn-primary" onClick={() => setInviteOpen(true)}>
+            Invite people
+          </button>
+        )}
+      </div>
+      {plan.data && maxUsers !== undefined && maxUsers >= 0 && (
+        <p className="muted small">
+          {plan.data.users} of {maxUsers} members on the {plan.data.plan.name} plan
+        </p>
+      )}
+      {members.isPending ? (
+        <Loading />
+      ) : members.isError ? (
+        <ErrorState error={members.error} retry={() => members.refetch()} />
+      ) : (
+        <div className="table-wrap">
+          <table aria-label="Members">
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col" className="hide-narrow">Email</th>
+                <th scope="col">Role</th>
+                <th scope="col">Status</th>
+                <th scope="col" className="hide-narrow">Timezone</th>
+                {isAdmin && (
+                  <th scope="col">
+                    <span className="visually-hidden">Actions</span>
+                  </th>
+                )}
+              </tr>
+            </thead>
+            <tbody>
+              {members.data.map((m) => {
+                const self = m.id === me.data?.id;
+                const ownerLocked = m.role === "owner" && me.data?.role !== "owner";
+                return (
+                  <tr key={m.id} data-member-email={m.email}>
+                    <td>
+                      <span style={{ display: "inline-flex", gap: "0.5rem", alignItems: "center" }}>
+                        <Avatar name={m.name} /> {m.name} {self && <span className="badge">you</span>}
+                      </span>
+                    </td>
+                    <td className="hide-narrow">{m.email}</td>
+                    <td>
+                      {isAdmin && !self && !ownerLocked ? (
+                        <select aria-label={`Role of ${m.name}`} value={m.role} onChange={(e) => update.mutate({ m, role: e.target.value as Role })}>
+                          {ROLES.filter((r) => r !== "owner" || me.data?.role === "owner").map((r) => (
+                            <option key={r} value={r}>
+                              {r}
+                            </option>
+                          ))}
+                        </select>
+                      ) : (
+                        m.role
+                      )}
+                    </td>
+                    <td>{m.status === "active" ? "Active" : <span className="muted">Deactivated</span>}</td>
+                    <td className="hide-narrow small">{m.timezone}</td>
+                    {isAdmin && (
+                      <td>
+                        {!self && !ownerLocked &&
+                          (m.status === "active" ? (
+                            <button type="button" className="btn-small btn-danger" onClick={() => setConfirm(m)}>
+                              Deactivate
+                            </button>
+                          ) : (
+                            <button type="button" className="btn-small" onClick={() => update.mutate({ m, status: "active" })}>
+                              Reactivate
+                            </button>
+                          ))}
+                      </td>
+                    )}
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {isAdmin && <Invitations />}
+      <Modal open={inviteOpen} onOpenChange={setInviteOpen} title="Invite people">
+        <InviteForm onClose={() => setInviteOpen(false)} canInviteOwner={me.data?.role === "owner"} />
+      </Modal>
+      <Modal open={!!confirm} onOpenChange={(o) => !o && setConfirm(null)} title={`Deactivate ${confirm?.name ?? ""}?`} description="They are signed out everywhere at once and can no longer sign in. Their tasks and comments stay.">
+        <div className="form-actions">
+          <button
+            type="button"
+            className="btn-danger"
+            onClick={() => {
+              if (confirm) update.mutate({ m: confirm, status: "deactivated" });
+              setConfirm(null);
+            }}
+          >
+            Deactivate
+          </button>
+          <button type="button" onClick={() => setConfirm(null)}>
+            Cancel
+          </button>
+        </div>
+      </Modal>
+    </>
+  );
+}
+
+function InviteForm({ onClose, canInviteOwner }: { onClose: () => void; canInviteOwner: boolean }) {
+  const qc = useQueryClient();
+  const [email, setEmail] = useState("");
+  const [role, setRole] = useState<Role>("member");
+  const [created, setCreated] = useState<Invitation | null>(null);
+  const [copied, setCopied] = useState(false);
+  const linkRef = useRef<HTMLInputElement>(null);
+  const invite = useMutation({
+    mutationFn: () => api<Invitation>("/invitations", { method: "POST", body: { email: email.trim(), role } }),
+    onSuccess: (inv) => {
+      setCreated(inv);
+      void qc.invalidateQueries({ queryKey: keys.invitations });
+      void qc.invalidateQueries({ queryKey: keys.onboarding });
+    },
+  });
+  const fe = invite.error instanceof ApiError ? invite.error.fieldErrors() : {};
+  // The link the server answers names its configured base URL; the path is what matters here.
+  const link = created?.link ?? (created?.token ? `${location.origin}/invite/${created.token}` : "");
+
+  async function copy() {
+    try {
+      await navigator.clipboard.writeText(link);
+      setCopied(true);
+    } catch {
+      linkRef.current?.select();
+      setCopied(false);
+    }
+  }
+
+  if (created) {
+    return (
+      <div>
+        <p className="notice notice-ok" role="status">
+          Invitation created for <strong>{created.email}</strong> as {created.role}.
+        </p>
+        <p>Until mail delivery is set up, hand this link over yourself. It is shown only once and expires {formatDateTime(created.expires_at)}.</p>
+        <div className="field">
+          <label htmlFor="invite-link">Invitation link</label>
+          <div className="copy-row">
+            <input id="invite-link" ref={linkRef} readOnly value={link} onFocus={(e) => e.currentTarget.select()} data-testid="invite-link" />
+            <button type="button" onClick={copy}>
+              {copied ? "Copied" : "Copy"}
+            </button>
+          </div>
+        </div>
+        <div className="form-actions">
+          <button
+            type="button"
+            onClick={() => {
+              setCreated(null);
+              setEmail("");
+              setCopied(false);
+              invite.reset();
+            }}
+          >
+            Invite someone else
+          </button>
+          <button type="button" className="btn-primary" onClick={onClose}>
+            Done
+          </button>
+        </div>
+      </div>
+    );
+  }
+  function onSubmit(e: FormEvent) {
+    e.preventDefault();
+    invite.mutate();
+  }
+  return (
+    <form onSubmit={onSubmit} noValidate>
+      <FormError error={invite.error} fields={["email", "role"]} />
+      <Field label="Email" name="email" type="email" value={email} onChange={(e) => setEmail(e.target.value)} required autoFocus error={fe.email} />
+      <SelectField label="Role" name="role" value={role} onChange={(e) => setRole(e.target.value as Role)} error={fe.role}>
+        {ROLES.filter((r) => r !== "owner" || canInviteOwner).map((r) => (
+          <option key={r} value={r}>
+            {r}
+          </option>
+        ))}
+      </SelectField>
+      <div className="form-actions">
+        <button type="submit" className="btn-primary" disabled={invite.isPending}>
+          {invite.isPending ? "Inviting…" : "Create invitation"}
+        </button>
+        <button type="button" onClick={onClose}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
+}
+
+function Invitations() {
+  const qc = useQueryClient();
+  const { toastError } = useToast();
+  const list = useInfiniteQuery({
+    queryKey: keys.invitations,
+    initialPageParam: "",
+    queryFn: ({ pageParam, signal }) => api<Page<Invitation>>("/invitations", { query: { limit: 50, cursor: pageParam }, signal }),
+    getNextPageParam: (last) => last.next_cursor || undefined,
+  });
+  const revoke = useMutation({
+    mutationFn: (i: Invitation) => api(`/invitations/${i.id}`, { method: "DELETE" }),
+    onSuccess: () => void qc.invalidateQueries({ queryKey: keys.invitations }),
+    onError: (e) => toastError(e, "revoke the invitation"),
+  });
+  const pending = (list.data?.pages.flatMap((p) => p.items) ?? []).filter((i) => i.status === "pending");
+  return (
+    <section aria-labelledby="invites-h">
+      <h2 id="invites-h">Pending invitations</h2>
+      {list.isPending ? (
+        <Loading />
+      ) : list.isError ? (
+        <ErrorState error={list.error} retry={() => list.refetch()} />
+      ) : pending.length === 0 ? (
+        <p className="muted">No pending invitations.</p>
+      ) : (
+        <div className="table-wrap">
+          <table aria-label="Pending invitations">
+            <thead>
+              <tr>
+                <th scope="col">Email</th>
+                <th scope="col">Role</th>
+                <th scope="col" className="hide-narrow">Expires</th>
+                <th scope="col">
+                  <span className="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {pending.map((i) => (
+                <tr key={i.id}>
+                  <td>{i.email}</td>
+                  <td>{i.role}</td>
+                  <td className="hide-narrow small">{formatDateTime(i.expires_at)}</td>
+                  <td>
+                    <button type="button" className="btn-small btn-danger" onClick={() => revoke.mutate(i)} aria-label={`Revoke the invitation of ${i.email}`}>
+                      Revoke
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {list.hasNextPage && (
+        <button type="button" onClick={() => list.fetchNextPage()}>
+          Load more
+        </button>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,194 @@
+import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { useEffect, useState, type FormEvent } from "react";
+import { useLocation } from "react-router";
+import { api, ApiError } from "../api/client";
+import { keys, useMe, usePlan, useWorkspace } from "../api/queries";
+import type { Workspace } from "../api/types";
+import { useToast } from "../components/toast";
+import { TimezoneSelect } from "../components/TimezoneSelect";
+import { ErrorState, Field, FormError, Loading } from "../components/ui";
+import { WorkHoursFields } from "../components/WorkHoursFields";
+import { applyBranding, DEFAULT_ACCENT, DEFAULT_PRIMARY } from "../lib/brand";
+
+export default function Settings() {
+  const ws = useWorkspace();
+  const me = useMe();
+  const loc = useLocation();
+  useEffect(() => {
+    document.title = "Workspace settings · TeamFlow";
+  }, []);
+  useEffect(() => {
+    if (loc.hash === "#plan") document.getElementById("plan")?.scrollIntoView();
+  }, [loc.hash, ws.data]);
+  const isAdmin = me.data?.role === "owner" || me.data?.role === "admin";
+  return (
+    <>
+      <div className="page-header">
+        <h1>Workspace settings</h1>
+      </div>
+      {ws.isPending ? (
+        <Loading />
+      ) : ws.isError ? (
+        <ErrorState error={ws.error} retry={() => ws.refetch()} />
+      ) : isAdmin ? (
+        <WorkspaceForm key={ws.data.version} ws={ws.data} />
+      ) : (
+        <p className="notice">Only Owners and Admins change workspace settings.</p>
+      )}
+      <PlanUsage />
+    </>
+  );
+}
+
+function WorkspaceForm({ ws }: { ws: Workspace }) {
+  const qc = useQueryClient();
+  const { toast, toastError } = useToast();
+  const [name, setName] = useState(ws.name);
+  const [slug, setSlug] = useState(ws.slug);
+  const [timezone, setTimezone] = useState(ws.timezone);
+  const [workHours, setWorkHours] = useState(ws.work_hours);
+  const [logo, setLogo] = useState(ws.branding.logo_url);
+  const [primary, setPrimary] = useState(ws.branding.primary_color || DEFAULT_PRIMARY);
+  const [accent, setAccent] = useState(ws.branding.accent_color || DEFAULT_ACCENT);
+
+  // Preview the colours live; put the saved ones back when leaving unsaved.
+  useEffect(() => {
+    applyBranding({ primary_color: primary, accent_color: accent });
+  }, [primary, accent]);
+  useEffect(() => () => applyBranding(qc.getQueryData<Workspace>(keys.workspace)?.branding), [qc]);
+
+  const save = useMutation({
+    mutationFn: () =>
+      api<Workspace>("/workspace", {
+        method: "PATCH",
+        version: ws.version,
+        body: {
+          name: name.trim(),
+          slug: slug.trim(),
+          timezone,
+          work_hours: workHours,
+          branding: { logo_url: logo.trim(), primary_color: primary, accent_color: accent },
+        },
+      }),
+    onSuccess: (w) => {
+      qc.setQueryData(keys.workspace, w);
+      applyBranding(w.branding);
+      if (w.slug !== ws.slug) localStorage.setItem("teamflow.lastWorkspace", w.slug);
+      toast({ title: "Workspace settings saved", variant: "success" });
+    },
+    onError: (e) => {
+      if (e instanceof ApiError && e.status === 412) {
+        toastError(e);
+        void qc.invalidateQueries({ queryKey: keys.workspace });
+      }
+    },
+  });
+  const fe = save.error instanceof ApiError ? save.error.fieldErrors() : {};
+  function onSubmit(e: FormEvent) {
+    e.preventDefault();
+    save.mutate();
+  }
+  return (
+    <form onSubmit={onSubmit} noValidate className="card" style={{ maxWidth: 720 }}>
+      <FormError error={save.error} fields={["name", "slug", "timezone", "work_hours", "branding.logo_url", "branding.primary_color", "branding.accent_color"]} />
+      <div className="form-row">
+        <Field label="Workspace name" name="name" value={name} onChange={(e) => setName(e.target.value)} required maxLength={100} error={fe.name} />
+        <Field label="Workspace address (slug)" name="slug" value={slug} onChange={(e) => setSlug(e.target.value.toLowerCase())} required maxLength={40} error={fe.slug} hint="Members type it to sign in" />
+      </div>
+      <TimezoneSelect value={timezone} onChange={setTimezone} error={fe.timezone} />
+      <WorkHoursFields idPrefix="ws-hours" value={workHours} onChange={setWorkHours} error={fe.work_hours ?? fe["work_hours.start"] ?? fe["work_hours.end"]} />
+      <fieldset>
+        <legend>Branding</legend>
+        <Field label="Logo URL" name="logo_url" type="url" value={logo} onChange={(e) => setLogo(e.target.value)} placeholder="https://…" hint="An https address of an image; shown in the top bar" error={fe["branding.logo_url"]} />
+        <div className="form-row">
+          <div className="field">
+            <label htmlFor="brand-primary">Primary colour</label>
+            <div className="copy-row">
+              <input id="brand-primary" type="color" value={primary} onChange={(e) => setPrimary(e.target.value)} />
+              <input aria-label="Primary colour (hex)" value={primary} onChange={(e) => /^#[0-9a-fA-F]{0,6}$/.test(e.target.value) && setPrimary(e.target.value)} maxLength={7} data-testid="primary-hex" />
+            </div>
+            {fe["branding.primary_color"] && <span className="field-error">{fe["branding.primary_color"]}</span>}
+          </div>
+          <div className="field">
+            <label htmlFor="brand-accent">Accent colour</label>
+            <div className="copy-row">
+              <input id="brand-accent" type="color" value={accent} onChange={(e) => setAccent(e.target.value)} />
+              <input aria-label="Accent colour (hex)" value={accent} onChange={(e) => /^#[0-9a-fA-F]{0,6}$/.test(e.target.value) && setAccent(e.target.value)} maxLength={7} />
+            </div>
+            {fe["branding.accent_color"] && <span className="field-error">{fe["branding.accent_color"]}</span>}
+          </div>
+        </div>
+        <button
+          type="button"
+          className="btn-small"
+          onClick={() => {
+            setPrimary(DEFAULT_PRIMARY);
+            setAccent(DEFAULT_ACCENT);
+            setLogo("");
+          }}
+        >
+          Reset to TeamFlow's colours
+        </button>
+      </fieldset>
+      <div className="form-actions">
+        <button type="submit" className="btn-primary" disabled={save.isPending}>
+          {save.isPending ? "Saving…" : "Save settings"}
+        </button>
+      </div>
+    </form>
+  );
+}
+
+function limit(n: number): string {
+  return n < 0 ? "unlimited" : String(n);
+}
+
+function PlanUsage() {
+  const plan = usePlan();
+  return (
+    <section aria-labelledby="plan" style={{ maxWidth: 720 }}>
+      <h2 id="plan" tabIndex={-1}>
+        Plan and usage
+      </h2>
+      {plan.isPending ? (
+        <Loading />
+      ) : plan.isError ? (
+        <ErrorState error={plan.error} retry={() => plan.refetch()} />
+      ) : (
+        <div className="card">
+          <p>
+            This workspace is on the <strong>{plan.data.plan.name}</strong> plan.
+          </p>
+          <div className="usage">
+            <Usage label="Members" used={plan.data.users} max={plan.data.plan.max_users} />
+            <Usage label="Projects" used={plan.data.projects} max={plan.data.plan.max_projects} />
+          </div>
+          <ul className="small muted">
+            <li>Activity history: {plan.data.plan.history_days < 0 ? "unlimited" : `${plan.data.plan.history_days} days`}</li>
+            <li>Custom workflows: {plan.data.plan.custom_workflows ? "yes" : "no"}</li>
+            <li>Single sign-on: {plan.data.plan.sso ? "yes" : "no"}</li>
+            <li>Integrations: {limit(plan.data.plan.integrations)}</li>
+          </ul>
+          <p className="small">To change the plan, contact whoever runs this TeamFlow installation (the platform operator).</p>
+        </div>
+      )}
+    </section>
+  );
+}
+
+function Usage({ label, used, max }: { label: string; used: number; max: number }) {
+  const pct = max > 0 ? Math.min(100, Math.round((used / max) * 100)) : 0;
+  const id = `usage-${label}`;
+  return (
+    <div>
+      <div id={id}>
+        {label}: {used} of {limit(max)}
+      </div>
+      {max > 0 && (
+        <div className="progress" role="progressbar" aria-labelledby={id} aria-valuemin={0} aria-valuemax={max} aria-valuenow={used}>
+          <span style={{ width: `${pct}%` }} />
+        </div>
+      )}
+    </div>
+  );
+}
