@@ -45,6 +45,10 @@ type ActivityEntry struct {
 	After     any       `json:"after,omitempty"`
 	Actor     string    `json:"actor"`
 	At        time.Time `json:"at"`
+	// Names as they are now, so a feed reads without more requests.
+	ProjectName string `json:"project_name,omitempty"`
+	TaskKey     string `json:"task_key,omitempty"`
+	TaskTitle   string `json:"task_title,omitempty"`
 }
 
 type activityInput struct {
@@ -76,6 +80,9 @@ func (s *Service) activity(ch *change, in activityInput) {
 	ch.put(kActivity(rec.ID), rec, 1)
 	if rec.ProjectID != "" {
 		ch.index(kProjActivity(rec.ProjectID).Add(rec.ID))
+	}
+	if rec.TaskID != "" {
+		ch.index(kTaskActivity(rec.TaskID).Add(rec.ID))
 	}
 }
 
@@ -114,13 +121,55 @@ func (a *activityRecord) view() ActivityEntry {
 	return e
 }
 
-// ProjectActivity lists a project's changes, newest first.
-func (s *Service) ProjectActivity(ctx context.Context, p Principal, projectID string, pg PageRequest) (*Page[ActivityEntry], error) {
-	_, v := s.tenant(p.Tenant)
-	if _, _, err := s.visibleProject(v, p, projectID); err != nil {
-		return nil, err
+// namer fills the project and task names of activity entries, reading each
+// project and task once per page.
+type namer struct {
+	v        storage.View
+	projects map[string]*projectRecord
+	tasks    map[string]*Task
+}
+
+func newNamer(v storage.View) *namer {
+	return &namer{v: v, projects: map[string]*projectRecord{}, tasks: map[string]*Task{}}
+}
+
+func (n *namer) project(id string) *projectRecord {
+	if pr, ok := n.projects[id]; ok {
+		return pr
 	}
-	return scanPage(v, kProjActivity(projectID), pg, true, func(k storage.Key, _ storage.Record) (*ActivityEntry, error) {
+	pr, _, err := getRecord[projectRecord](n.v, kProject(id))
+	if err != nil {
+		pr = nil
+	}
+	n.projects[id] = pr
+	return pr
+}
+
+func (n *namer) name(e *ActivityEntry) {
+	pr := n.project(e.ProjectID)
+	if pr == nil {
+		return
+	}
+	e.ProjectName = pr.Name
+	if e.TaskID == "" {
+		return
+	}
+	t, ok := n.tasks[e.TaskID]
+	if !ok {
+		if tr, rec, err := getRecord[taskRecord](n.v, kTask(e.TaskID)); err == nil {
+			t = tr.view(pr, rec)
+		}
+		n.tasks[e.TaskID] = t
+	}
+	if t != nil {
+		e.TaskKey, e.TaskTitle = t.Key, t.Title
+	}
+}
+
+// activityPage lists the entries named by an activity index, newest first.
+func (s *Service) activityPage(v storage.View, index storage.Key, pg PageRequest) (*Page[ActivityEntry], error) {
+	names := newNamer(v)
+	return scanPage(v, index, pg, true, func(k storage.Key, _ storage.Record) (*ActivityEntry, error) {
 		a, _, err := getRecord[activityRecord](v, kActivity(lastPart(k)))
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil, nil
@@ -129,8 +178,28 @@ func (s *Service) ProjectActivity(ctx context.Context, p Principal, projectID st
 			return nil, err
 		}
 		e := a.view()
+		names.name(&e)
 		return &e, nil
 	})
+}
+
+// ProjectActivity lists a project's changes, newest first.
+func (s *Service) ProjectActivity(ctx context.Context, p Principal, projectID string, pg PageRequest) (*Page[ActivityEntry], error) {
+	_, v := s.tenant(p.Tenant)
+	if _, _, err := s.visibleProject(v, p, projectID); err != nil {
+		return nil, err
+	}
+	return s.activityPage(v, kProjActivity(projectID), pg)
+}
+
+// TaskActivity lists one task's changes (and its comments'), newest first.
+func (s *Service) TaskActivity(ctx context.Context, p Principal, taskID string, pg PageRequest) (*Page[ActivityEntry], error) {
+	_, v := s.tenant(p.Tenant)
+	t, _, _, _, err := s.visibleTask(v, p, taskID)
+	if err != nil {
+		return nil, err
+	}
+	return s.activityPage(v, kTaskActivity(t.ID), pg)
 }
 
 // WorkspaceActivity lists every change the caller may see, newest first.
@@ -138,6 +207,7 @@ func (s *Service) ProjectActivity(ctx context.Context, p Principal, projectID st
 func (s *Service) WorkspaceActivity(ctx context.Context, p Principal, pg PageRequest) (*Page[ActivityEntry], error) {
 	_, v := s.tenant(p.Tenant)
 	visible := map[string]bool{}
+	names := newNamer(v)
 	return scanPage(v, storage.K("act"), pg, true, func(_ storage.Key, r storage.Record) (*ActivityEntry, error) {
 		var a activityRecord
 		if err := jsonDecode(r.Value, &a); err != nil {
@@ -158,6 +228,7 @@ func (s *Service) WorkspaceActivity(ctx context.Context, p Principal, pg PageReq
 			return nil, nil
 		}
 		e := a.view()
+		names.name(&e)
 		return &e, nil
 	})
 }

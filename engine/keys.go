@@ -30,6 +30,7 @@ func kComment(id string) storage.Key        { return storage.K("cmt", id) }
 func kTaskComments(task string) storage.Key { return storage.K("ix", "tcm", task) }
 func kActivity(id string) storage.Key       { return storage.K("act", id) }
 func kProjActivity(p string) storage.Key    { return storage.K("ix", "pa", p) }
+func kTaskActivity(t string) storage.Key    { return storage.K("ix", "tact", t) }
 func kTrash(kind, id string) storage.Key    { return storage.K("trash", kind, id) }
 
 // Task indexes, all under the project so a project's lists never scan

@@ -56,6 +56,14 @@ func (mentionTransformer) Transform(doc *ast.Document, reader text.Reader, _ par
 			continue
 		}
 		repl := &mentionNode{ID: id, Label: strings.TrimPrefix(label, "@")}
+		// A mention is written @[Name](user:id): the @ before the link is
+		// part of the mention, not text to keep.
+		if prev, ok := l.PreviousSibling().(*ast.Text); ok {
+			seg := prev.Segment
+			if seg.Len() > 0 && reader.Source()[seg.Stop-1] == '@' {
+				prev.Segment = seg.WithStop(seg.Stop - 1)
+			}
+		}
 		parent.ReplaceChild(parent, l, repl)
 	}
 }

@@ -16,6 +16,9 @@ func TestRenderMarkdown(t *testing.T) {
 			t.Errorf("missing %q in %s", want, html)
 		}
 	}
+	if strings.Contains(html, "@<span") || strings.Contains(html, "@@") {
+		t.Errorf("the @ of a mention is doubled: %s", html)
+	}
 	if dangerous.MatchString(html) {
 		t.Errorf("dangerous output: %s", html)
 	}

@@ -32,48 +32,95 @@ type BootstrapResult struct {
 	OperatorToken string // the platform operator's credential, on the very first start
 }
 
+// BootstrapOptions tune Bootstrap.
+type BootstrapOptions struct {
+	// KeepSetupLink leaves a setup link that is still valid in place
+	// instead of replacing it. In a cluster every node bootstraps at start
+	// (all at once on a first start): with it, one node creates the link
+	// and prints it, and a node that starts later does not invalidate it.
+	KeepSetupLink bool
+}
+
 // Bootstrap prepares the platform on start: the token-signing key, the
 // operator credential (first start only) and, in on-prem mode until the
 // first workspace exists, a fresh one-time setup token (each start replaces
 // the previous link).
 func (s *Service) Bootstrap(ctx context.Context) (*BootstrapResult, error) {
+	return s.BootstrapWith(ctx, BootstrapOptions{})
+}
+
+// BootstrapWith is Bootstrap with options. It is safe to run on several
+// nodes of a cluster at once: every record is created under a precondition
+// and re-read on a conflict, so the signing key and the operator token are
+// created exactly once (the node whose command applied first gets the
+// token; the others get none) and no node replaces what another created.
+func (s *Service) BootstrapWith(ctx context.Context, opts BootstrapOptions) (*BootstrapResult, error) {
 	if err := s.ensureSigningKey(ctx); err != nil {
 		return nil, err
 	}
 	out := &BootstrapResult{}
 	log, sys := s.sys()
-	if _, err := sys.Get(sysOperator); errors.Is(err, storage.ErrNotFound) {
-		tok, err := s.ResetOperatorToken(ctx)
-		if err != nil {
-			return nil, err
-		}
-		out.OperatorToken = tok
-	} else if err != nil {
+	tok, err := s.createOperatorToken(ctx)
+	if err != nil {
 		return nil, err
 	}
+	out.OperatorToken = tok
 	if s.cfg.Mode != ModeOnPrem {
-		return out, nil
-	}
-	st, rec, err := getRecord[setupRecord](sys, sysSetup)
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return nil, err
-	}
-	if st != nil && st.DoneAt != 0 {
 		return out, nil
 	}
 	token := "tfs_" + randomToken(32)
 	expires := s.now().Add(s.cfg.SetupTTL)
 	_, err = s.commit(ctx, log, func() (*change, error) {
+		// Re-read on every attempt: another node may have closed setup or
+		// created a link meanwhile.
+		st, rec, err := getRecord[setupRecord](sys, sysSetup)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return nil, err
+		}
+		if st != nil && (st.DoneAt != 0 || opts.KeepSetupLink && s.now().UnixMilli() < st.ExpiresAt) {
+			return nil, errAlreadyDone
+		}
 		ch := s.newChange("", "platform.setup_token", "system")
 		ch.expectSys(sysSetup, rec.Version)
 		ch.putSys(sysSetup, setupRecord{TokenHash: hashToken(token), ExpiresAt: expires.UnixMilli()}, rec.Version+1)
 		return ch, nil
 	})
+	if errors.Is(err, errAlreadyDone) {
+		return out, nil
+	}
 	if err != nil {
 		return nil, err
 	}
 	out.SetupToken, out.SetupExpires = token, expires
 	return out, nil
+}
+
+// createOperatorToken creates the operator's token if there is none, and
+// returns it; "" when one exists (possibly just created by another node:
+// the conflict retry re-reads and stops there, never replacing it).
+func (s *Service) createOperatorToken(ctx context.Context) (string, error) {
+	log, sys := s.sys()
+	token := operatorTokenPrefix + randomToken(32)
+	_, err := s.commit(ctx, log, func() (*change, error) {
+		if _, err := sys.Get(sysOperator); err == nil {
+			return nil, errAlreadyDone
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return nil, err
+		}
+		ch := s.newChange("", "platform.operator_token", "system")
+		ch.expectSys(sysOperator, 0)
+		h := hashToken(token)
+		ch.putSys(sysOperator, operatorRecord{TokenHash: h, CreatedAt: s.now().UnixMilli()}, 1)
+		ch.putSys(sysOperatorToken(h), map[string]bool{"ok": true}, 1)
+		return ch, nil
+	})
+	if errors.Is(err, errAlreadyDone) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return token, nil
 }
 
 // SetupStatus tells the first-run page whether setup is still open.

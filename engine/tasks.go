@@ -665,6 +665,7 @@ func (s *Service) UpdateTask(ctx context.Context, p Principal, id string, in Tas
 		writeTask(ch, &before, t, taskWrite{version: rec.Version + 1, stamp: rec.Stamp})
 		s.taskActivity(ch, pr, &before, t)
 		out = t.view(pr, storage.Record{Version: rec.Version + 1, Stamp: rec.Stamp})
+		out.DescriptionHTML = RenderMarkdown(t.Description)
 		return ch, nil
 	})
 	return out, err

@@ -166,6 +166,7 @@ func (s *Service) purgeTasks(ctx context.Context, tenant string, ids []string) e
 				}
 				ch.delRange(kTaskComments(id))
 				ch.delRange(kIxChildren(id))
+				ch.delRange(kTaskActivity(id))
 			}
 			return ch, nil
 		})

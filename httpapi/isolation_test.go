@@ -128,6 +128,7 @@ func TestTenantIsolationRouteMatrix(t *testing.T) {
 			{path: "/api/v1/projects/" + bProject + "/tasks", body: map[string]any{"title": "x", "parent_id": a.task}, expect: own(422, 404), reason: "A's task cannot be a parent in B"},
 		},
 		"GET /api/v1/projects/:id/activity": {{path: "/api/v1/projects/" + a.project + "/activity", expect: nf}},
+		"GET /api/v1/tasks/:id/activity":    {{path: "/api/v1/tasks/" + a.task + "/activity", expect: nf}},
 		"GET /api/v1/tasks": {
 			{path: "/api/v1/tasks", expect: own(200), reason: "B's own tasks"},
 			{path: "/api/v1/tasks?assignee=" + a.ws.OwnerID, expect: own(200), reason: "filters within B: finds nothing of A"},

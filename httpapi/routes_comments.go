@@ -127,6 +127,20 @@ func (s *Server) bindActivity() {
 	})
 
 	huma.Register(s.api, huma.Operation{
+		OperationID: "task-activity", Method: http.MethodGet, Path: "/api/v1/tasks/{id}/activity", Tags: []string{"Activity"},
+		Summary: "A task's changes and its comments', newest first", Security: sessionSecurity,
+	}, func(ctx context.Context, in *struct {
+		IDParam
+		PageParams
+	}) (*struct{ Body *engine.Page[engine.ActivityEntry] }, error) {
+		page, err := s.eng.TaskActivity(ctx, principal(ctx), in.ID, in.page())
+		if err != nil {
+			return nil, s.fail(ctx, err)
+		}
+		return &struct{ Body *engine.Page[engine.ActivityEntry] }{Body: page}, nil
+	})
+
+	huma.Register(s.api, huma.Operation{
 		OperationID: "workspace-activity", Method: http.MethodGet, Path: "/api/v1/activity", Tags: []string{"Activity"},
 		Summary: "Every change you can see, newest first", Security: sessionSecurity,
 	}, func(ctx context.Context, in *struct{ PageParams }) (*struct {

@@ -21,6 +21,7 @@ export const keys = {
   subtasks: (id: string) => ["subtasks", id] as const,
   comments: (taskId: string) => ["comments", taskId] as const,
   projectActivity: (id: string) => ["activity", "project", id] as const,
+  taskActivity: (id: string) => ["activity", "task", id] as const,
   activity: ["activity", "workspace"] as const,
   trash: ["trash"] as const,
   onboarding: ["onboarding"] as const,

@@ -136,6 +136,9 @@ export interface ActivityEntry {
   after?: unknown;
   actor: string;
   at: string;
+  project_name?: string;
+  task_key?: string;
+  task_title?: string;
 }
 
 export interface Invitation {

@@ -8,7 +8,7 @@ import { formatDateTime, timeAgo } from "../lib/format";
 import { Avatar, EmptyState, ErrorState, Loading } from "./ui";
 
 /** A paged activity feed (newest first) from a list endpoint of ActivityEntry. */
-export function ActivityFeed({ path, queryKey, filter, emptyText = "Nothing has happened yet." }: { path: string; queryKey: readonly unknown[]; filter?: (e: ActivityEntry) => boolean; emptyText?: string }) {
+export function ActivityFeed({ path, queryKey, filter, taskId, emptyText = "Nothing has happened yet." }: { path: string; queryKey: readonly unknown[]; filter?: (e: ActivityEntry) => boolean; taskId?: string; emptyText?: string }) {
   const { nameOf } = useMemberLookup();
   const feed = useInfiniteQuery({
     queryKey,
@@ -30,10 +30,10 @@ export function ActivityFeed({ path, queryKey, filter, emptyText = "Nothing has 
               <Avatar name={nameOf(e.actor)} />
               <div style={{ flex: 1, minWidth: 0 }}>
                 <strong>{nameOf(e.actor)}</strong> {describeActivity(e, nameOf)}
-                {e.task_id && !filter && (
+                {e.task_id && !filter && e.task_id !== taskId && (
                   <>
                     {" "}
-                    · <Link to={`/tasks/${e.task_id}`}>open task</Link>
+                    · <Link to={`/tasks/${e.task_id}`}>{e.task_key ? `${e.task_key} ${e.task_title ?? ""}`.trim() : "open task"}</Link>
                   </>
                 )}
                 {!e.task_id && e.project_id && !filter && e.kind.startsWith("project") && (

@@ -43,6 +43,7 @@ export function Comments({ task, canComment }: { task: Task; canComment: boolean
     onSuccess: (c) => {
       qc.setQueryData<Comment[]>(keys.comments(task.id), (xs) => [...(xs ?? []), c]);
       void qc.invalidateQueries({ queryKey: keys.projectActivity(task.project_id) });
+      void qc.invalidateQueries({ queryKey: keys.taskActivity(task.id) });
     },
     onError: (e) => toastError(e, "post the comment"),
   });

@@ -54,11 +54,12 @@ export function useTaskPatch(cacheKey: string, task: Task | undefined, project?:
       toastError(err, "save the change");
       if (err instanceof ApiError && err.status === 412) void qc.invalidateQueries({ queryKey: keys.task(cacheKey) });
     },
-    onSuccess: (t, patch) => {
-      qc.setQueryData<Task>(keys.task(cacheKey), (old) => ({ ...t, description_html: old?.description_html }));
-      if (patch.description !== undefined) void qc.invalidateQueries({ queryKey: keys.task(cacheKey) });
+    onSuccess: (t) => {
+      // The answer carries description_html, so a description save needs no re-read.
+      qc.setQueryData<Task>(keys.task(cacheKey), t);
       void qc.invalidateQueries({ queryKey: keys.board(t.project_id) });
       void qc.invalidateQueries({ queryKey: ["tasks", t.project_id] });
+      void qc.invalidateQueries({ queryKey: keys.taskActivity(t.id) });
       if (t.parent_id) void qc.invalidateQueries({ queryKey: keys.subtasks(t.parent_id) });
     },
   });
@@ -205,7 +206,7 @@ function TaskView({ cacheKey, task, project }: { cacheKey: string; task: Task; p
           </section>
           <section aria-labelledby="activity-h">
             <h2 id="activity-h">Activity</h2>
-            <ActivityFeed path={`/projects/${project.id}/activity`} queryKey={[...keys.projectActivity(project.id), "task", task.id]} filter={(e) => e.task_id === task.id} emptyText="No activity on this task in the recent project history." />
+            <ActivityFeed path={`/tasks/${task.id}/activity`} queryKey={keys.taskActivity(task.id)} taskId={task.id} emptyText="No activity on this task yet." />
           </section>
         </div>
         <aside aria-label="Task properties">
