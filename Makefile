@@ -8,7 +8,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN      := bin/teamflow
 export CGO_ENABLED ?= 0
 
-.PHONY: run build ui ui-check deps test test-go test-e2e test-ui lint fmt-check vet staticcheck bench soak clean
+.PHONY: run build ui ui-check deps test test-go test-e2e test-ui test-fuzz figures clean-results lint fmt-check vet staticcheck bench soak clean
 
 ## run: build the UI and the binary, then serve on 127.0.0.1:8080 with data in ./data
 run: ui build
@@ -28,7 +28,10 @@ deps:
 
 ## test: every test — lint, unit, end-to-end against the real binary, fault
 ## tests, UI in a real browser
-test: deps lint ui-check test-go test-e2e test-ui
+test: clean-results deps lint ui-check test-go test-e2e test-ui test-fuzz figures
+
+clean-results:
+	rm -rf results
 
 ## ui-check: the committed ui/dist must be what its source builds
 ui-check: ui
@@ -40,6 +43,14 @@ test-go:
 ## test-e2e: the real binary as separate processes (API, crash safety); one package at a time
 test-e2e:
 	$(GO) test -count=1 -p 1 -tags e2e -timeout 20m ./cmd/teamflow/...
+
+## test-fuzz: 4 native fuzz targets, rotating per commit (RELIABILITY F2)
+test-fuzz:
+	./scripts/fuzz-rotate.sh
+
+## figures: print every reliability figure the run wrote to results/
+figures:
+	@cat results/*.json 2>/dev/null | grep '"line"' | sed 's/.*"line": "\(.*\)".*/\1/' || true
 
 test-ui: build
 	cd ui && npm test && TEAMFLOW_BIN=$(CURDIR)/$(BIN) npm run e2e

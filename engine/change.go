@@ -150,17 +150,44 @@ func validID(s string) bool {
 }
 
 // getRecord reads and decodes a JSON record.
+//
+// Records whose keys are never reused (sessions, accounts, projects: their
+// IDs are UUIDs and they are never re-created) are decoded once per version:
+// a version names exactly one content, so the cache needs no invalidation.
+// Callers get their own copy and may change it.
 func getRecord[T any](v storage.View, key storage.Key) (*T, storage.Record, error) {
 	rec, err := v.Get(key)
 	if err != nil {
 		return nil, rec, err
 	}
 	out := new(T)
+	if _, ok := any(out).(versionCacheable); ok {
+		ck := string(v.Prefix()) + string(key)
+		if cached, ok := decoded.get(ck, rec.Version); ok {
+			*out = cached.(T)
+			return out, rec, nil
+		}
+		if err := json.Unmarshal(rec.Value, out); err != nil {
+			return nil, rec, fmt.Errorf("engine: decode %s: %w", key, err)
+		}
+		decoded.put(ck, rec.Version, *out)
+		return out, rec, nil
+	}
 	if err := json.Unmarshal(rec.Value, out); err != nil {
 		return nil, rec, fmt.Errorf("engine: decode %s: %w", key, err)
 	}
 	return out, rec, nil
 }
+
+// versionCacheable marks record types whose keys are never reused.
+type versionCacheable interface{ neverReusedKey() }
+
+func (*sessionRecord) neverReusedKey() {}
+func (*userRecord) neverReusedKey()    {}
+func (*projectRecord) neverReusedKey() {}
+
+// decoded is the process's cache of decoded records by key and version.
+var decoded = newVersionCache(50_000)
 
 // lastPart returns the last component of a key as a string.
 func lastPart(k storage.Key) string {

@@ -95,7 +95,7 @@ type Service struct {
 	keysMu   sync.RWMutex
 	keys     map[string]signingKey
 	verified *verifiedTokens
-	tasks    *taskCache
+	tasks    *versionCache // decoded tasks for list reads
 }
 
 // Deps are the engine's collaborators.
@@ -153,7 +153,7 @@ func New(deps Deps, cfg Config) *Service {
 		pw:       pw,
 		keys:     map[string]signingKey{},
 		verified: newVerifiedTokens(10_000),
-		tasks:    newTaskCache(cfg.TaskCacheSize),
+		tasks:    newVersionCache(cfg.TaskCacheSize),
 	}
 }
 

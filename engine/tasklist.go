@@ -200,8 +200,11 @@ func (s *Service) ListTasks(ctx context.Context, p Principal, projectID string, 
 		return vp != nil
 	}
 	load := func(id string, entry storage.Record) (*taskRecord, storage.Record, bool, error) {
-		t, rec, cached := s.tasks.get(p.Tenant, id, entry.Version)
-		if !cached {
+		var t *taskRecord
+		var rec storage.Record
+		if c, ok := s.tasks.get(p.Tenant+id, entry.Version); ok {
+			t, rec = c.(cachedTask).task, c.(cachedTask).rec
+		} else {
 			var err error
 			if len(entry.Value) > 0 {
 				// The project list entry mirrors the record: no second read.
@@ -216,7 +219,7 @@ func (s *Service) ListTasks(ctx context.Context, p Principal, projectID string, 
 			if err != nil {
 				return nil, rec, false, err
 			}
-			s.tasks.put(p.Tenant, id, rec, t)
+			s.tasks.put(p.Tenant+id, rec.Version, cachedTask{rec: storage.Record{Version: rec.Version, Stamp: rec.Stamp}, task: t})
 		}
 		return t, rec, q.match(t) && visible(t), nil
 	}

@@ -26,6 +26,9 @@ func (s *Store) Tenant(tenant string) View {
 // Sys returns the read handle of the platform keyspace.
 func (s *Store) Sys() View { return View{db: s.db, prefix: sysPrefix()} }
 
+// Prefix identifies the keyspace the view reads (for caches keyed by it).
+func (v View) Prefix() Key { return v.prefix }
+
 // Get reads one record.
 func (v View) Get(k Key) (Record, error) {
 	b, err := getBytes(v.db, absolute(v.prefix, k))

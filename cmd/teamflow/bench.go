@@ -35,6 +35,7 @@ func benchCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&o.server, "server", "http://127.0.0.1:8080", "server URL")
 	f.IntVar(&o.clients, "clients", 32, "concurrent clients")
+	f.IntVar(&o.listClients, "list-clients", 0, "concurrent clients of the list phase (default: --clients)")
 	f.IntVar(&o.tasks, "tasks", 100_000, "tasks to create (the create phase) before the read and update phases")
 	f.DurationVar(&o.duration, "duration", 20*time.Second, "length of the list and update phases")
 	f.StringVar(&o.workspace, "workspace", "", "sign in to this workspace slug instead of signing up a new one")
@@ -46,7 +47,7 @@ func benchCmd() *cobra.Command {
 
 type benchOpts struct {
 	server, workspace, email, password string
-	clients, tasks                     int
+	clients, listClients, tasks        int
 	duration                           time.Duration
 	jsonOut                            bool
 }
@@ -156,7 +157,10 @@ func runBench(ctx context.Context, o benchOpts, out io.Writer) error {
 		return fmt.Errorf("no task was created")
 	}
 	sorts := []string{"", "-created", "priority", "updated"}
-	list := runPhase(ctx, "task list (page of 50)", o.clients, o.duration, func(ctx context.Context, w int) (bool, error) {
+	if o.listClients == 0 {
+		o.listClients = o.clients
+	}
+	list := runPhase(ctx, fmt.Sprintf("task list (50), %d cl.", o.listClients), o.listClients, o.duration, func(ctx context.Context, w int) (bool, error) {
 		path := "/api/v1/projects/" + proj.ID + "/tasks?limit=50"
 		if s := sorts[rand.IntN(len(sorts))]; s != "" {
 			path += "&sort=" + s
