@@ -39,6 +39,7 @@ ui-check: ui
 
 test-go:
 	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -race -run 'RateLimit|LocalLog|Parallel|Concurren' ./httpapi/ ./storage/ ./engine/
 
 ## test-e2e: the real binary as separate processes (API, crash safety); one package at a time
 test-e2e:
@@ -65,6 +66,7 @@ vet:
 
 staticcheck:
 	$(GO) tool staticcheck ./...
+	$(GO) tool staticcheck -tags e2e ./cmd/...
 
 ## bench: start a throwaway cloud-mode server and load it (see docs/BENCHMARKS.md)
 bench: build

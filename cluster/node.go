@@ -140,14 +140,22 @@ func New(cfg Config) (*Node, error) {
 	} else {
 		n.rn = raft.RestartNode(rc)
 	}
+	advertise := cfg.Peers[cfg.NodeID]
+	if advertise == "" {
+		advertise = cfg.ListenAddr
+	}
+	if advertise == "" {
+		advertise = ln.Addr().String()
+	}
 	n.tr, err = transport.New(transport.Config{
-		ID:          n.id,
-		Listener:    ln,
-		TLS:         cfg.TLS,
-		Handler:     handler{n},
-		Refuse:      n.refused,
-		QueueSize:   cfg.PeerQueue,
-		DialTimeout: cfg.DialTimeout,
+		ID:            n.id,
+		AdvertiseAddr: advertise,
+		Listener:      ln,
+		TLS:           cfg.TLS,
+		Handler:       handler{n},
+		Refuse:        n.refused,
+		QueueSize:     cfg.PeerQueue,
+		DialTimeout:   cfg.DialTimeout,
 		// A post that takes longer than an election timeout is of no use.
 		RequestTimeout: max(time.Duration(cfg.ElectionTicks)*cfg.TickInterval, time.Second),
 		Logger:         n.log,

@@ -250,38 +250,112 @@ type LoginResult struct {
 }
 
 // Login signs in with a password. Unknown workspace, unknown email, wrong
-// password and deactivated account all answer the same error after the same
-// work, so the answer reveals nothing.
+// password, deactivated or paused account all answer the same error after
+// the same work, so the answer reveals nothing. Repeated failures pause the
+// account's password sign-in (its owner is told by mail); an account with a
+// second factor gets a challenge instead of tokens.
 func (s *Service) Login(ctx context.Context, in LoginInput) (*LoginResult, error) {
-	tenant, _ := s.workspaceBySlug(strings.ToLower(strings.TrimSpace(in.Workspace)))
-	var user *userRecord
-	if tenant != "" {
-		_, v := s.tenant(tenant)
-		user, _ = s.userByEmail(v, in.Email)
-	}
+	tenant, user := s.accountFor(in.Workspace, in.Email)
 	hash := ""
-	if user != nil {
+	now := s.now()
+	locked := user != nil && user.LockedUntil > now.UnixMilli()
+	if user != nil && !locked {
 		hash = user.PasswordHash
 	}
 	ok, err := s.checkPassword(ctx, in.Password, hash)
 	if err != nil {
 		return nil, err
 	}
-	if !ok || user == nil || user.Status != StatusActive {
-		s.log.Info("login failed", "workspace", in.Workspace)
+	if user == nil || locked || !ok {
+		if user != nil && !locked {
+			if err := s.loginFailed(ctx, tenant, user.ID); err != nil {
+				return nil, err
+			}
+		}
+		s.log.Info("login failed", "workspace", tenant)
 		return nil, errBadCredentials
 	}
-	log, _ := s.tenant(tenant)
+	log, v := s.tenant(tenant)
+	if user.MFA.EnabledAt != 0 {
+		if user.FailedLogins > 0 {
+			_ = s.clearLoginFailures(ctx, tenant, user.ID)
+		}
+		return s.startMFA(ctx, tenant, user, "password")
+	}
 	var toks *Tokens
 	if _, err := s.commit(ctx, log, func() (*change, error) {
+		u, rec, err := getRecord[userRecord](v, kUser(user.ID))
+		if err != nil {
+			return nil, err
+		}
 		ch := s.newChange(tenant, "auth.login", user.ID)
-		var err error
+		if u.FailedLogins != 0 {
+			u.FailedLogins, u.FailedSince = 0, 0
+			ch.expect(kUser(u.ID), rec.Version)
+			ch.put(kUser(u.ID), u, rec.Version+1)
+		}
+		s.audit(ctx, ch, auditInput{Action: "auth.login", TargetKind: "member", TargetID: u.ID, Detail: map[string]any{"method": "password"}})
 		toks, err = s.newSession(ch, tenant, user.ID, "password", in.Client)
 		return ch, err
 	}); err != nil {
 		return nil, err
 	}
 	return &LoginResult{Tokens: toks, Tenant: tenant, UserID: user.ID}, nil
+}
+
+// loginFailed counts a failed password for an account and pauses it after
+// too many in the window, telling its owner by mail.
+func (s *Service) loginFailed(ctx context.Context, tenant, userID string) error {
+	log, v := s.tenant(tenant)
+	_, err := s.commit(ctx, log, func() (*change, error) {
+		u, rec, err := getRecord[userRecord](v, kUser(userID))
+		if err != nil {
+			return nil, err
+		}
+		now := s.now()
+		if now.UnixMilli()-u.FailedSince > loginWindow.Milliseconds() {
+			u.FailedLogins, u.FailedSince = 0, now.UnixMilli()
+		}
+		u.FailedLogins++
+		ch := s.newChange(tenant, "auth.login_failed", "anonymous")
+		ch.expect(kUser(u.ID), rec.Version)
+		s.audit(ctx, ch, auditInput{Action: "auth.login_failed", TargetKind: "member", TargetID: u.ID, Outcome: "failure"})
+		if u.FailedLogins >= maxLoginFailures {
+			u.FailedLogins, u.FailedSince = 0, 0
+			u.LockedUntil = now.Add(loginLock).UnixMilli()
+			s.audit(ctx, ch, auditInput{Action: "auth.account_locked", TargetKind: "member", TargetID: u.ID, Outcome: "denied"})
+			if s.mailEnabled() {
+				tok := s.putOneTime(ch, purposeReset, u, resetTTL)
+				d, err := s.mailWorkspace(v)
+				if err != nil {
+					return nil, err
+				}
+				d.Name, d.Link, d.Expires = u.Name, s.link("/reset-password?token="+tok), humanDuration(0)
+				if err := s.enqueueMail(ch, "account_locked", u.Email, d); err != nil {
+					return nil, err
+				}
+			}
+		}
+		ch.put(kUser(u.ID), u, rec.Version+1)
+		return ch, nil
+	})
+	return err
+}
+
+func (s *Service) clearLoginFailures(ctx context.Context, tenant, userID string) error {
+	log, v := s.tenant(tenant)
+	_, err := s.commit(ctx, log, func() (*change, error) {
+		u, rec, err := getRecord[userRecord](v, kUser(userID))
+		if err != nil {
+			return nil, err
+		}
+		ch := s.newChange(tenant, "auth.login_reset", userID)
+		u.FailedLogins, u.FailedSince = 0, 0
+		ch.expect(kUser(u.ID), rec.Version)
+		ch.put(kUser(u.ID), u, rec.Version+1)
+		return ch, nil
+	})
+	return err
 }
 
 // Refresh rotates a refresh token: the old one is spent and a new pair is
@@ -317,6 +391,7 @@ func (s *Service) Refresh(ctx context.Context, token string) (*LoginResult, erro
 			ch.expect(kSession(sess.ID), srec.Version)
 			sess.RevokedAt = now.UnixMilli()
 			ch.put(kSession(sess.ID), sess, srec.Version+1)
+			s.audit(ctx, ch, auditInput{Action: "auth.refresh_reuse", TargetKind: "session", TargetID: sess.ID, Outcome: "denied"})
 			return ch, nil
 		}
 		if now.UnixMilli() >= rt.ExpiresAt || now.UnixMilli() >= sess.ExpiresAt {
@@ -366,6 +441,7 @@ func (s *Service) revokeSessions(ctx context.Context, tenant, actor string, ids 
 	log, v := s.tenant(tenant)
 	_, err := s.commit(ctx, log, func() (*change, error) {
 		ch := s.newChange(tenant, "auth.logout", actor)
+		s.audit(ctx, ch, auditInput{Action: "auth.logout", TargetKind: "session", TargetID: strings.Join(ids, ",")})
 		now := s.now().UnixMilli()
 		for _, id := range ids {
 			sess, rec, err := getRecord[sessionRecord](v, kSession(id))
@@ -393,6 +469,9 @@ func (s *Service) revokeSessions(ctx context.Context, tenant, actor string, ids 
 func (s *Service) Authenticate(ctx context.Context, token string) (Principal, error) {
 	if strings.HasPrefix(token, operatorTokenPrefix) {
 		return s.authenticateOperator(token)
+	}
+	if strings.HasPrefix(token, apiKeyPrefix) {
+		return s.authenticateAPIKey(ctx, token)
 	}
 	claims, ok := s.verified.get(token)
 	if !ok {
@@ -432,7 +511,11 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 	if err != nil || user.Status != StatusActive {
 		return Principal{}, errBadToken
 	}
-	return Principal{Tenant: claims.Tenant, UserID: user.ID, Role: user.Role, SessionID: sess.ID}, nil
+	enrolOnly, err := s.mfaEnrolmentOnly(claims.Tenant, user)
+	if err != nil {
+		return Principal{}, err
+	}
+	return Principal{Tenant: claims.Tenant, UserID: user.ID, Role: user.Role, SessionID: sess.ID, MFAEnrolmentOnly: enrolOnly}, nil
 }
 
 func truncate(s string, n int) string {

@@ -13,8 +13,9 @@ import (
 // change builds one storage.Command: the resolved writes of one request,
 // with the versions they expect.
 type change struct {
-	cmd  storage.Command
-	plan string // the workspace's plan, named in limit errors
+	cmd     storage.Command
+	plan    string // the workspace's plan, named in limit errors
+	outboxN int    // outbox rows added, numbering their IDs
 }
 
 func (s *Service) newChange(tenant, kind, actor string) *change {
@@ -182,9 +183,11 @@ func getRecord[T any](v storage.View, key storage.Key) (*T, storage.Record, erro
 // versionCacheable marks record types whose keys are never reused.
 type versionCacheable interface{ neverReusedKey() }
 
-func (*sessionRecord) neverReusedKey() {}
-func (*userRecord) neverReusedKey()    {}
-func (*projectRecord) neverReusedKey() {}
+func (*sessionRecord) neverReusedKey()   {}
+func (*userRecord) neverReusedKey()      {}
+func (*projectRecord) neverReusedKey()   {}
+func (*workspaceRecord) neverReusedKey() {}
+func (*apiKeyRecord) neverReusedKey()    {}
 
 // decoded is the process's cache of decoded records by key and version.
 var decoded = newVersionCache(50_000)

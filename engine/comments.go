@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -148,6 +149,24 @@ func (s *Service) CreateComment(ctx context.Context, p Principal, taskID, body, 
 		for _, m := range mentions {
 			s.activity(ch, activityInput{Kind: "comment.mentioned", TargetKind: "comment", TargetID: c.ID, ProjectID: t.ProjectID, TaskID: t.ID, Field: "mentions", After: m})
 		}
+		fol, err := s.followers(v, t.ID)
+		if err != nil {
+			return nil, err
+		}
+		urgent := t.Priority == "urgent"
+		base := notificationRecord{ProjectID: t.ProjectID, TaskID: t.ID, CommentID: c.ID, Title: t.Title, Excerpt: excerpt(body), Urgent: urgent}
+		mention, comment := base, base
+		mention.Kind, comment.Kind = NotifyMention, NotifyComment
+		if err := s.notify(ch, v, mentions, mention); err != nil {
+			return nil, err
+		}
+		// Followers hear of the comment, except those it already mentioned.
+		fol = slices.DeleteFunc(fol, func(u string) bool { return slices.Contains(mentions, u) })
+		if err := s.notify(ch, v, fol, comment); err != nil {
+			return nil, err
+		}
+		follow(ch, t.ID, p.actor())
+		follow(ch, t.ID, mentions...)
 		out = c.view(1)
 		return ch, nil
 	})

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/teamflow/teamflow/storage"
@@ -92,10 +93,13 @@ type Service struct {
 	hashes chan struct{}
 	pw     PasswordParams
 
-	keysMu   sync.RWMutex
-	keys     map[string]signingKey
-	verified *verifiedTokens
-	tasks    *versionCache // decoded tasks for list reads
+	keysMu sync.RWMutex
+	keys   map[string]signingKey
+	mailer Mailer
+
+	passwordChecks atomic.Int64
+	verified       *verifiedTokens
+	tasks          *versionCache // decoded tasks for list reads
 }
 
 // Deps are the engine's collaborators.
@@ -103,6 +107,9 @@ type Deps struct {
 	Router Router
 	Clock  Clock
 	Logger *slog.Logger
+	// Mailer delivers the outbox's mail; nil means this installation sends
+	// no mail (links are then handed to the admin instead).
+	Mailer Mailer
 }
 
 // New builds the engine.
@@ -152,6 +159,7 @@ func New(deps Deps, cfg Config) *Service {
 		hashes:   make(chan struct{}, cfg.MaxConcurrentHashes),
 		pw:       pw,
 		keys:     map[string]signingKey{},
+		mailer:   deps.Mailer,
 		verified: newVerifiedTokens(10_000),
 		tasks:    newVersionCache(cfg.TaskCacheSize),
 	}

@@ -70,7 +70,7 @@ func code(err error) string {
 
 func TestSignupLoginRefreshRotation(t *testing.T) {
 	w := newWorld(t)
-	if _, err := w.svc.Signup(ctx, engine.CreateWorkspaceInput{WorkspaceName: "Other", WorkspaceSlug: "acme", Name: "X", Email: "x@x.test", Password: "password123"}); code(err) != "slug_taken" {
+	if _, err := w.svc.Signup(ctx, engine.CreateWorkspaceInput{WorkspaceName: "Other", WorkspaceSlug: "acme", Name: "X", Email: "x@x.test", Password: "x-Unlisted-passw0rd"}); code(err) != "slug_taken" {
 		t.Fatalf("duplicate slug: %v", err)
 	}
 	res, err := w.svc.Login(ctx, engine.LoginInput{Workspace: "acme", Email: "OLIVE@acme.test", Password: "correct horse battery"})

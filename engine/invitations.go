@@ -96,24 +96,54 @@ func (s *Service) Invite(ctx context.Context, p Principal, email string, role Ro
 	} else if plan.MaxUsers != licensing.Unlimited && n >= int64(plan.MaxUsers) {
 		return nil, planLimit("users", plan.Name, int64(plan.MaxUsers))
 	}
+	inviter, _, err := getRecord[userRecord](v, kUser(p.UserID))
+	if err != nil {
+		return nil, err
+	}
+	if s.mailEnabled() && inviter.EmailVerifiedAt == 0 {
+		return nil, &Error{Code: "email_unverified", Message: "confirm your email address before inviting others (we sent you a link; POST /api/v1/me/verify-email sends another)", Err: ErrForbidden}
+	}
 	token := newInviteToken(p.Tenant)
 	now := s.now()
 	inv := inviteRecord{
 		ID: newID(), Email: email, Role: role, TokenHash: hashToken(token), InvitedBy: p.actor(),
 		CreatedAt: now.UnixMilli(), ExpiresAt: now.Add(s.cfg.InviteTTL).UnixMilli(),
 	}
+	link := s.link("/invite/" + token)
 	ch := s.newChange(p.Tenant, "invitation.create", p.actor())
 	ch.put(kInvite(inv.ID), inv, 1)
 	ch.put(kInviteToken(inv.TokenHash), map[string]string{"id": inv.ID}, 1)
 	s.activity(ch, activityInput{Kind: "invitation.created", TargetKind: "invitation", TargetID: inv.ID, After: map[string]any{"email": email, "role": role}})
+	ws, err := s.mailWorkspace(v)
+	if err != nil {
+		return nil, err
+	}
+	ws.Inviter, ws.Role, ws.Link, ws.Expires = inviter.Name, string(role), link, humanDuration(int(s.cfg.InviteTTL.Hours()))
+	if err := s.enqueueMail(ch, "invitation", email, ws); err != nil {
+		return nil, err
+	}
 	if _, err := s.commit(ctx, log, func() (*change, error) { return ch, nil }); err != nil {
 		return nil, err
 	}
 	out := inv.view(now, 1)
-	out.Token = token
-	out.Link = strings.TrimRight(s.cfg.BaseURL, "/") + "/invite/" + token
-	s.log.Info("invitation created (mail delivery not configured: hand the link over)", "workspace", p.Tenant, "invitation", inv.ID, "email", email, "link", out.Link)
+	if !s.mailEnabled() {
+		// No mail on this installation: the admin hands the link over.
+		out.Token, out.Link = token, link
+		s.log.Info("invitation created; mail delivery is not configured, so the link goes to the inviting admin", "workspace", p.Tenant, "invitation", inv.ID)
+	}
 	return out, nil
+}
+
+// link makes an absolute link into the web UI.
+func (s *Service) link(path string) string { return strings.TrimRight(s.cfg.BaseURL, "/") + path }
+
+// mailWorkspace fills the workspace part of a mail.
+func (s *Service) mailWorkspace(v storage.View) (mailData, error) {
+	ws, _, err := getRecord[workspaceRecord](v, kWorkspace)
+	if err != nil {
+		return mailData{}, err
+	}
+	return mailData{Workspace: ws.Name, BrandColor: ws.Branding.PrimaryColor}, nil
 }
 
 // counterValue reads a counter written by OpAdd.
@@ -278,6 +308,9 @@ func (s *Service) AcceptInvitation(ctx context.Context, in AcceptInput) (*Create
 		u := userRecord{
 			ID: newID(), Email: inv.Email, Name: name, PasswordHash: hash, Role: inv.Role, Status: StatusActive,
 			Timezone: tz, WorkHours: defaultWorkHours, Notifications: defaultNotificationPrefs(), CreatedAt: now, UpdatedAt: now,
+			// The invitation link reached this address (or the admin who
+			// vouched for it handed it over): the email is confirmed.
+			EmailVerifiedAt: now, MFASince: now,
 		}
 		ch := s.newChange(tenant, "invitation.accept", u.ID)
 		ch.plan = plan.Name

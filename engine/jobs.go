@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -35,12 +36,36 @@ type scheduled struct {
 // NewScheduler builds the engine's scheduler with its jobs.
 func (s *Service) NewScheduler(onErr func(id string, err error)) *Scheduler {
 	sch := &Scheduler{clock: s.clock, onErr: onErr}
-	hourly, _ := cron.ParseStandard("17 * * * *")
-	sch.add(Job{ID: "trash.purge", Schedule: hourly, Run: func(ctx context.Context) error {
+	must := func(id, spec string, run func(ctx context.Context) error) {
+		if err := sch.Add(id, spec, run); err != nil {
+			panic(err) // the engine's own specs are constants
+		}
+	}
+	must("trash.purge", "17 * * * *", func(ctx context.Context) error {
 		_, err := s.PurgeExpired(ctx)
 		return err
-	}})
+	})
+	must("notifications.due_soon", "7 * * * *", func(ctx context.Context) error {
+		_, err := s.NotifyDueSoon(ctx)
+		return err
+	})
+	must("notifications.mail", "*/5 * * * *", func(ctx context.Context) error {
+		_, err := s.SendNotificationMail(ctx)
+		return err
+	})
 	return sch
+}
+
+// Add schedules a job by a standard cron spec ("*/10 * * * *").
+func (sc *Scheduler) Add(id, spec string, run func(ctx context.Context) error) error {
+	sched, err := cron.ParseStandard(spec)
+	if err != nil {
+		return fmt.Errorf("engine: schedule %s: %w", id, err)
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	sc.add(Job{ID: id, Schedule: sched, Run: run})
+	return nil
 }
 
 func (sc *Scheduler) add(j Job) {

@@ -54,6 +54,19 @@ type userRecord struct {
 	Notifications NotificationPrefs `json:"notifications"`
 	CreatedAt     int64             `json:"created_at"`
 	UpdatedAt     int64             `json:"updated_at"`
+
+	EmailVerifiedAt int64 `json:"email_verified_at,omitempty"`
+	// MFASince is when a second factor became expected of this account
+	// (its creation, or its promotion to Owner or Admin): the grace period
+	// runs from it.
+	MFASince int64     `json:"mfa_since,omitempty"`
+	MFA      mfaConfig `json:"mfa"`
+	// Sign-in throttling: failures in the current window, and the lock.
+	FailedLogins  int   `json:"failed_logins,omitempty"`
+	FailedSince   int64 `json:"failed_since,omitempty"`
+	LockedUntil   int64 `json:"locked_until,omitempty"`
+	FailedMFA     int   `json:"failed_mfa,omitempty"`
+	MFALockedTill int64 `json:"mfa_locked_until,omitempty"`
 }
 
 // Member is the API view of an account.
@@ -75,6 +88,11 @@ type Me struct {
 	Member
 	WorkspaceID   string            `json:"workspace_id"`
 	Notifications NotificationPrefs `json:"notifications"`
+	EmailVerified bool              `json:"email_verified"`
+	MFAEnabled    bool              `json:"mfa_enabled"`
+	// MFARequiredBy is set for Owners and Admins without a second factor:
+	// after it, they can reach nothing but enrolment.
+	MFARequiredBy *time.Time `json:"mfa_required_by,omitempty"`
 }
 
 func (u *userRecord) view(version uint64) *Member {
@@ -227,6 +245,12 @@ func (s *Service) UpdateMember(ctx context.Context, p Principal, id string, in M
 			"role":   {u.Role, newRole},
 			"status": {u.Status, newStatus},
 		})
+		if newRole.isAdmin() && !u.Role.isAdmin() {
+			// A second factor is now expected: the grace period starts.
+			u.MFASince = s.now().UnixMilli()
+		}
+		s.audit(ctx, ch, auditInput{Action: "member.update", TargetKind: "member", TargetID: id,
+			Detail: map[string]any{"role": [2]Role{u.Role, newRole}, "status": [2]string{u.Status, newStatus}}})
 		u.Role, u.Status = newRole, newStatus
 		u.UpdatedAt = s.now().UnixMilli()
 		ch.put(kUser(id), u, rec.Version+1)
@@ -266,7 +290,18 @@ func (s *Service) GetMe(ctx context.Context, p Principal) (*Me, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Me{Member: *u.view(rec.Version), WorkspaceID: p.Tenant, Notifications: u.Notifications}, nil
+	return s.me(p, u, rec.Version)
+}
+
+func (s *Service) me(p Principal, u *userRecord, version uint64) (*Me, error) {
+	out := &Me{Member: *u.view(version), WorkspaceID: p.Tenant, Notifications: u.Notifications,
+		EmailVerified: u.EmailVerifiedAt != 0 || !s.mailEnabled(), MFAEnabled: u.MFA.EnabledAt != 0}
+	if deadline, ok, err := s.mfaDeadline(p.Tenant, u); err != nil {
+		return nil, err
+	} else if ok {
+		out.MFARequiredBy = &deadline
+	}
+	return out, nil
 }
 
 // MePatch changes the caller's own profile.
@@ -323,7 +358,10 @@ func (s *Service) UpdateMe(ctx context.Context, p Principal, in MePatch) (*Me, e
 		}
 		u.UpdatedAt = s.now().UnixMilli()
 		ch.put(kUser(u.ID), u, rec.Version+1)
-		out = &Me{Member: *u.view(rec.Version + 1), WorkspaceID: p.Tenant, Notifications: u.Notifications}
+		out, err = s.me(p, u, rec.Version+1)
+		if err != nil {
+			return nil, err
+		}
 		return ch, nil
 	})
 	return out, err

@@ -3,10 +3,12 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
 	"github.com/alexedwards/argon2id"
+	"github.com/trustelem/zxcvbn/frequency"
 )
 
 // PasswordParams is the argon2id cost.
@@ -40,8 +42,26 @@ func validatePassword(field, pw string) error {
 	if n > maxPasswordLen {
 		return invalid(field, "password_too_long", "the password may have at most %d characters", maxPasswordLen)
 	}
+	if commonPasswords()[strings.ToLower(pw)] {
+		return invalid(field, "password_too_common", "this password is among the most common ones; choose another")
+	}
 	return nil
 }
+
+// commonPassword is the size of the list of most common passwords refused
+// (ASVS 6.2.4), taken from zxcvbn's frequency list.
+const commonPassword = 10_000
+
+var commonOnce = sync.OnceValue(func() map[string]bool {
+	list := frequency.FrequencyLists["passwords"]
+	set := make(map[string]bool, commonPassword)
+	for _, p := range list[:min(commonPassword, len(list))] {
+		set[p] = true
+	}
+	return set
+})
+
+func commonPasswords() map[string]bool { return commonOnce() }
 
 // acquireHash bounds concurrent argon2id work.
 func (s *Service) acquireHash(ctx context.Context) (func(), error) {
@@ -79,12 +99,17 @@ func (s *Service) checkPassword(ctx context.Context, pw, hash string) (bool, err
 		_, _ = argon2id.ComparePasswordAndHash(pw, hash)
 		return false, nil
 	}
+	s.passwordChecks.Add(1)
 	ok, err := argon2id.ComparePasswordAndHash(pw, hash)
 	if err != nil {
 		return false, fmt.Errorf("engine: check password: %w", err)
 	}
 	return ok, nil
 }
+
+// PasswordChecks counts real password comparisons (not the dummy ones run
+// for unknown or paused accounts): the brute-force test reads it.
+func (s *Service) PasswordChecks() int64 { return s.passwordChecks.Load() }
 
 var (
 	dummyOnce sync.Once

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"slices"
 
 	"github.com/teamflow/teamflow/storage"
 )
@@ -66,6 +67,20 @@ type Principal struct {
 	Role      Role
 	SessionID string
 	Operator  bool
+
+	// An API key acts as its owner within its scopes ("read", "write")
+	// and, when set, only in the listed projects.
+	APIKeyID string
+	Scopes   []string
+	Projects []string
+	// MFAEnrolmentOnly: an Owner or Admin past the grace period without a
+	// second factor may reach only enrolment.
+	MFAEnrolmentOnly bool
+}
+
+// CanWrite reports whether the credential may change anything.
+func (p Principal) CanWrite() bool {
+	return p.APIKeyID == "" || slices.Contains(p.Scopes, "write")
 }
 
 func (p Principal) actor() string {
@@ -86,6 +101,9 @@ const (
 // Members contribute to workspace-visible projects; Guests see only the
 // projects they were added to. ok is false when the caller may not see it.
 func projectRole(v storage.View, p Principal, proj *projectRecord) (ProjectRole, bool, error) {
+	if len(p.Projects) > 0 && !slices.Contains(p.Projects, proj.ID) {
+		return "", false, nil // an API key limited to other projects
+	}
 	if p.Role.isAdmin() {
 		return ProjectLead, true, nil
 	}

@@ -353,6 +353,13 @@ func (s *Service) CreateTask(ctx context.Context, p Principal, projectID string,
 		for _, a := range assignees {
 			s.activity(ch, activityInput{Kind: "task.assigned", TargetKind: "task", TargetID: t.ID, ProjectID: pr.ID, TaskID: t.ID, Field: "assignees", After: a})
 		}
+		if !p.Operator {
+			follow(ch, t.ID, p.UserID)
+		}
+		follow(ch, t.ID, assignees...)
+		if err := s.notify(ch, v, assignees, notificationRecord{Kind: NotifyAssigned, ProjectID: pr.ID, TaskID: t.ID, Title: title, Urgent: prio == "urgent"}); err != nil {
+			return nil, err
+		}
 		out = t.view(pr, storage.Record{Version: 1})
 		return ch, nil
 	})
@@ -370,7 +377,7 @@ func (s *Service) CreateTask(ctx context.Context, p Principal, projectID string,
 // returns preconditions pinning the neighbours, so two cards dropped in the
 // same slot at once do not silently interleave.
 func (s *Service) placeTask(v storage.View, projectID, statusID, self string, afterID *string) (string, []storage.Precondition, error) {
-	col := append(kIxSort(projectID, "position"), storage.K(statusID)...)
+	col := kIxSort(projectID, "position").Add(statusID)
 	var lower, upper string
 	var pins []storage.Precondition
 	neighbour := func(k storage.Key, r storage.Record) (string, error) {
@@ -378,7 +385,8 @@ func (s *Service) placeTask(v storage.View, projectID, statusID, self string, af
 		if err != nil || len(parts) != 2 {
 			return "", fmt.Errorf("engine: bad position index key %s", k)
 		}
-		pins = append(pins, storage.Precondition{Key: k, Version: r.Version})
+		// The scan's key is only valid during the callback: keep a copy.
+		pins = append(pins, storage.Precondition{Key: slices.Clone(k), Version: r.Version})
 		return string(parts[0]), nil
 	}
 	switch {
@@ -410,7 +418,7 @@ func (s *Service) placeTask(v storage.View, projectID, statusID, self string, af
 			if at.StatusID != statusID {
 				return "", nil, invalid("move.after_id", "invalid_move", "the task to place after is in another status")
 			}
-			after = append(col, storage.K(at.Position, at.ID)...)
+			after = col.Add(at.Position, at.ID)
 			lower = at.Position
 			pins = append(pins, storage.Precondition{Key: after, Version: atRec.Version})
 		}
@@ -664,6 +672,9 @@ func (s *Service) UpdateTask(ctx context.Context, p Principal, id string, in Tas
 		ch.putKeep(kTask(t.ID), t, rec.Version+1, rec.Stamp)
 		writeTask(ch, &before, t, taskWrite{version: rec.Version + 1, stamp: rec.Stamp})
 		s.taskActivity(ch, pr, &before, t)
+		if err := s.notifyTaskChange(ch, v, pr, &before, t); err != nil {
+			return nil, err
+		}
 		out = t.view(pr, storage.Record{Version: rec.Version + 1, Stamp: rec.Stamp})
 		out.DescriptionHTML = RenderMarkdown(t.Description)
 		return ch, nil
@@ -702,6 +713,31 @@ func (s *Service) taskActivity(ch *change, pr *projectRecord, before, after *tas
 			s.activity(ch, activityInput{Kind: "task.unassigned", TargetKind: "task", TargetID: after.ID, ProjectID: after.ProjectID, TaskID: after.ID, Field: "assignees", Before: a})
 		}
 	}
+}
+
+// notifyTaskChange tells new assignees they were assigned, and followers
+// that the status changed.
+func (s *Service) notifyTaskChange(ch *change, v storage.View, pr *projectRecord, before, after *taskRecord) error {
+	var added []string
+	for _, a := range after.Assignees {
+		if !slices.Contains(before.Assignees, a) {
+			added = append(added, a)
+		}
+	}
+	follow(ch, after.ID, added...)
+	urgent := after.Priority == "urgent"
+	if err := s.notify(ch, v, added, notificationRecord{Kind: NotifyAssigned, ProjectID: after.ProjectID, TaskID: after.ID, Title: after.Title, Urgent: urgent}); err != nil {
+		return err
+	}
+	if before.StatusID == after.StatusID {
+		return nil
+	}
+	fol, err := s.followers(v, after.ID)
+	if err != nil {
+		return err
+	}
+	st, _ := pr.status(after.StatusID)
+	return s.notify(ch, v, fol, notificationRecord{Kind: NotifyStatus, ProjectID: after.ProjectID, TaskID: after.ID, Title: after.Title, Excerpt: "now " + st.Name, Urgent: urgent})
 }
 
 // checkParent refuses a parent outside the project and any cycle: walking

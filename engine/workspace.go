@@ -49,6 +49,9 @@ type workspaceRecord struct {
 	Branding  Branding  `json:"branding"`
 	CreatedAt int64     `json:"created_at"`
 	UpdatedAt int64     `json:"updated_at"`
+	// MFAGraceDays is how long Owners and Admins may work without a second
+	// factor (nil: the default 7; 0: at once).
+	MFAGraceDays *int `json:"mfa_grace_days,omitempty"`
 }
 
 // Workspace is the API view of a workspace.
@@ -60,9 +63,12 @@ type Workspace struct {
 	WorkHours WorkHours `json:"work_hours"`
 	Branding  Branding  `json:"branding"`
 	Plan      string    `json:"plan"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-	Version   uint64    `json:"version"`
+	// MFAGraceDays is how many days Owners and Admins may work before they
+	// must enrol a second factor (0: at once).
+	MFAGraceDays int       `json:"mfa_grace_days"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+	Version      uint64    `json:"version"`
 }
 
 var defaultWorkHours = WorkHours{Start: "09:00", End: "17:00", Days: []int{1, 2, 3, 4, 5}}
@@ -191,6 +197,15 @@ func (s *Service) plan(tenant string) (licensing.Plan, error) {
 	return p, nil
 }
 
+// RateLimits returns a workspace's hourly API allowances from its plan.
+func (s *Service) RateLimits(ctx context.Context, tenant string) (perUser, perWorkspace int, err error) {
+	p, err := s.plan(tenant)
+	if err != nil {
+		return 0, 0, err
+	}
+	return p.APIRequestsPerUserH, p.APIRequestsPerTenant, nil
+}
+
 // CreateWorkspaceInput creates a workspace and its first Owner.
 type CreateWorkspaceInput struct {
 	WorkspaceName string
@@ -249,7 +264,7 @@ func (s *Service) createWorkspace(ctx context.Context, in CreateWorkspaceInput, 
 	owner := userRecord{
 		ID: newID(), Email: email, Name: name, PasswordHash: hash, Role: RoleOwner, Status: StatusActive,
 		Timezone: tz, WorkHours: defaultWorkHours, Notifications: defaultNotificationPrefs(),
-		CreatedAt: now.UnixMilli(), UpdatedAt: now.UnixMilli(),
+		CreatedAt: now.UnixMilli(), UpdatedAt: now.UnixMilli(), MFASince: now.UnixMilli(),
 	}
 	ws := workspaceRecord{
 		ID: tenant, Name: wsName, Slug: slug, Timezone: tz, WorkHours: defaultWorkHours,
@@ -270,6 +285,14 @@ func (s *Service) createWorkspace(ctx context.Context, in CreateWorkspaceInput, 
 	if extra != nil {
 		extra(ch)
 	}
+	if s.mailEnabled() {
+		tok := s.putOneTime(ch, purposeVerify, &owner, verifyTTL)
+		d := mailData{Workspace: wsName, Name: name, Link: s.link("/verify-email?token=" + tok), Expires: humanDuration(int(verifyTTL.Hours()))}
+		if err := s.enqueueMail(ch, "verify_email", email, d); err != nil {
+			return nil, err
+		}
+	}
+	s.audit(ctx, ch, auditInput{Action: kind, TargetKind: "workspace", TargetID: tenant})
 	toks, err := s.newSession(ch, tenant, owner.ID, "password", in.Client)
 	if err != nil {
 		return nil, err
@@ -307,7 +330,7 @@ func (s *Service) Signup(ctx context.Context, in CreateWorkspaceInput) (*Created
 func (w *workspaceRecord) view(plan string, version uint64) *Workspace {
 	return &Workspace{
 		ID: w.ID, Name: w.Name, Slug: w.Slug, Timezone: w.Timezone, WorkHours: w.WorkHours,
-		Branding: w.Branding, Plan: plan, CreatedAt: time.UnixMilli(w.CreatedAt).UTC(),
+		Branding: w.Branding, Plan: plan, MFAGraceDays: deref(w.MFAGraceDays, defaultGraceDays), CreatedAt: time.UnixMilli(w.CreatedAt).UTC(),
 		UpdatedAt: time.UnixMilli(w.UpdatedAt).UTC(), Version: version,
 	}
 }
@@ -328,12 +351,13 @@ func (s *Service) GetWorkspace(ctx context.Context, p Principal) (*Workspace, er
 
 // WorkspacePatch changes workspace settings; nil fields stay.
 type WorkspacePatch struct {
-	Name      *string
-	Slug      *string
-	Timezone  *string
-	WorkHours *WorkHours
-	Branding  *Branding
-	IfMatch   uint64
+	Name         *string
+	Slug         *string
+	Timezone     *string
+	WorkHours    *WorkHours
+	Branding     *Branding
+	MFAGraceDays *int
+	IfMatch      uint64
 }
 
 // UpdateWorkspace changes settings (Owners and Admins).
@@ -369,6 +393,9 @@ func (s *Service) UpdateWorkspace(ctx context.Context, p Principal, in Workspace
 		if err := validateBranding(*in.Branding); err != nil {
 			return nil, err
 		}
+	}
+	if in.MFAGraceDays != nil && (*in.MFAGraceDays < 0 || *in.MFAGraceDays > 90) {
+		return nil, invalid("mfa_grace_days", "invalid_grace", "the grace period is 0 to 90 days")
 	}
 	log, v := s.tenant(p.Tenant)
 	_, sys := s.sys()
@@ -412,15 +439,19 @@ func (s *Service) UpdateWorkspace(ctx context.Context, p Principal, in Workspace
 		if in.Branding != nil {
 			ws.Branding = *in.Branding
 		}
+		if in.MFAGraceDays != nil {
+			ws.MFAGraceDays = in.MFAGraceDays
+		}
 		ws.UpdatedAt = s.now().UnixMilli()
 		ch.put(kWorkspace, ws, rec.Version+1)
 		ch.putSys(sysWorkspace(p.Tenant), entry, erec.Version+1)
 		s.diffActivity(ch, "workspace", p.Tenant, "", "", map[string][2]any{
-			"name":       {before.Name, ws.Name},
-			"slug":       {before.Slug, ws.Slug},
-			"timezone":   {before.Timezone, ws.Timezone},
-			"work_hours": {before.WorkHours, ws.WorkHours},
-			"branding":   {before.Branding, ws.Branding},
+			"name":           {before.Name, ws.Name},
+			"slug":           {before.Slug, ws.Slug},
+			"timezone":       {before.Timezone, ws.Timezone},
+			"work_hours":     {before.WorkHours, ws.WorkHours},
+			"branding":       {before.Branding, ws.Branding},
+			"mfa_grace_days": {deref(before.MFAGraceDays, defaultGraceDays), deref(ws.MFAGraceDays, defaultGraceDays)},
 		})
 		out = ws.view(entry.Plan, rec.Version+1)
 		return ch, nil

@@ -6,7 +6,9 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,6 +58,14 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		}
 	}
 	if need == "" {
+		// Sign-in and other public writes: a per-address allowance, so one
+		// source cannot grind through passwords, codes or links.
+		if s.cfg.RateLimits && unsafeMethod(ctx.Method()) {
+			d := s.limits.allow(s.now(), quota{key: "ip:" + client.IP, limit: s.cfg.PublicPerIPMinute, window: time.Minute})
+			if !s.applyLimit(ctx, d) {
+				return
+			}
+		}
 		next(ctx)
 		return
 	}
@@ -89,10 +99,78 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		s.writeProblem(ctx, newProblem(http.StatusForbidden, "forbidden", "the operator acts on workspaces through /api/v1/platform"))
 		return
 	}
+	if unsafeMethod(ctx.Method()) && !p.CanWrite() {
+		s.writeProblem(ctx, newProblem(http.StatusForbidden, "insufficient_scope", "this API key has the read scope only"))
+		return
+	}
+	if p.MFAEnrolmentOnly && !enrolmentRoute(op.OperationID) {
+		s.writeProblem(ctx, newProblem(http.StatusForbidden, "mfa_enrolment_required",
+			"Owners and Admins need a second factor: enrol an authenticator app (POST /api/v1/me/mfa/totp) to continue"))
+		return
+	}
+	if s.cfg.RateLimits && !p.Operator {
+		qs, err := s.quotas(ctx.Context(), p, viaCookie)
+		if err != nil {
+			s.writeProblem(ctx, s.fail(ctx.Context(), err).(*Problem))
+			return
+		}
+		if !s.applyLimit(ctx, s.limits.allow(s.now(), qs...)) {
+			return
+		}
+	}
 	gc.Set("principal", p)
 	ctx = huma.WithValue(ctx, keyPrincipal, p)
 	ctx = huma.WithValue(ctx, keyCookieAuth, viaCookie)
 	next(ctx)
+}
+
+// quotas are the allowances a request draws on: API access (a bearer token
+// or an API key) counts against the plan's per-user and per-workspace
+// hourly limits; the web UI's cookie sessions have their own, higher
+// per-user allowance and do not use the workspace's API budget.
+func (s *Server) quotas(ctx context.Context, p engine.Principal, viaCookie bool) ([]quota, error) {
+	if viaCookie {
+		return []quota{{key: "ui:" + p.Tenant + ":" + p.UserID, limit: s.cfg.UIPerUserHour, window: time.Hour}}, nil
+	}
+	perUser, perTenant, err := s.eng.RateLimits(ctx, p.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	return []quota{
+		{key: "u:" + p.Tenant + ":" + p.UserID, limit: perUser, window: time.Hour},
+		{key: "t:" + p.Tenant, limit: perTenant, window: time.Hour},
+	}, nil
+}
+
+// applyLimit sets the RateLimit headers and answers 429 when refused.
+func (s *Server) applyLimit(ctx huma.Context, d decision) bool {
+	ctx.SetHeader("RateLimit-Limit", strconv.Itoa(d.limit))
+	ctx.SetHeader("RateLimit-Remaining", strconv.Itoa(max(d.remaining, 0)))
+	ctx.SetHeader("RateLimit-Reset", strconv.Itoa(ceilSeconds(d.reset)))
+	ctx.SetHeader("RateLimit-Policy", fmt.Sprintf("%d;w=%d", d.limit, int(d.window.Seconds())))
+	if d.allowed {
+		return true
+	}
+	ctx.SetHeader("Retry-After", strconv.Itoa(ceilSeconds(d.retryAfter)))
+	p := newProblem(http.StatusTooManyRequests, "rate_limited", fmt.Sprintf("more than %d requests in %s; retry in %d s", d.limit, d.window, ceilSeconds(d.retryAfter)))
+	p.Details = map[string]any{"limit": d.limit, "window_seconds": int(d.window.Seconds())}
+	s.writeProblem(ctx, p)
+	return false
+}
+
+func ceilSeconds(d time.Duration) int {
+	n := int((d + time.Second - 1) / time.Second)
+	return max(n, 1)
+}
+
+// enrolmentRoute lists what an Owner or Admin past the second-factor grace
+// period may still do: see themselves, enrol, sign out.
+func enrolmentRoute(op string) bool {
+	switch op {
+	case "get-me", "get-workspace", "begin-totp", "confirm-totp", "logout", "list-sessions":
+		return true
+	}
+	return false
 }
 
 func csrfOK(r *http.Request) bool {

@@ -20,6 +20,7 @@ type tenantA struct {
 	project, task, subtask, comment  string
 	guestID, invitationID, inviteTok string
 	taskKey                          string
+	sessionID, apiKeyID              string
 }
 
 func seedTenantA(t *testing.T, env *apitest.Env) tenantA {
@@ -45,6 +46,16 @@ func seedTenantA(t *testing.T, env *apitest.Env) tenantA {
 	}
 	m = r.Map(t)
 	a.invitationID, a.inviteTok = m["id"].(string), m["token"].(string)
+	r = env.Do("POST", "/api/v1/api-keys", a.ws.Token, map[string]any{"name": "key " + a.canary, "scopes": []string{"read"}})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("api key: %d %s", r.Status, r.Body)
+	}
+	a.apiKeyID = r.Map(t)["id"].(string)
+	var sessions struct {
+		Items []struct{ ID string }
+	}
+	env.Do("GET", "/api/v1/me/sessions", a.ws.Token, nil).JSON(t, &sessions)
+	a.sessionID = sessions.Items[0].ID
 	// Something in A's trash too.
 	trashed := env.Create("/api/v1/projects/"+a.project+"/tasks", a.ws.Token, map[string]any{"title": "Trashed " + a.canary})
 	if r := env.Do("DELETE", "/api/v1/tasks/"+trashed, a.ws.Token, nil); r.Status != http.StatusNoContent {
@@ -85,9 +96,9 @@ func TestTenantIsolationRouteMatrix(t *testing.T) {
 		"GET /api/v1/openapi-3.0.yaml": {{path: "/api/v1/openapi-3.0.yaml", expect: own(200), reason: "the API's public description"}},
 		"GET /api/v1/plans":            {{path: "/api/v1/plans", expect: own(200), reason: "the public plan catalogue"}},
 		"GET /api/v1/setup":            {{path: "/api/v1/setup", expect: own(200), reason: "tells only whether setup is open"}},
-		"POST /api/v1/setup": {{path: "/api/v1/setup", body: map[string]any{"token": "x", "workspace_name": "A", "workspace_slug": "alpha", "name": "x", "email": "x@x.test", "password": "password1"},
+		"POST /api/v1/setup": {{path: "/api/v1/setup", body: map[string]any{"token": "x", "workspace_name": "A", "workspace_slug": "alpha", "name": "x", "email": "x@x.test", "password": "x-Unlisted-passw0rd"},
 			expect: own(403), reason: "setup is closed in cloud mode"}},
-		"POST /api/v1/signup": {{path: "/api/v1/signup", body: map[string]any{"workspace_name": "A", "workspace_slug": "alpha", "name": "x", "email": "x@x.test", "password": "password1"},
+		"POST /api/v1/signup": {{path: "/api/v1/signup", body: map[string]any{"workspace_name": "A", "workspace_slug": "alpha", "name": "x", "email": "x@x.test", "password": "x-Unlisted-passw0rd"},
 			expect: own(409), reason: "a taken slug is refused; nothing of A is returned"}},
 		"POST /api/v1/auth/login": {{path: "/api/v1/auth/login", body: map[string]any{"workspace": "alpha", "email": "owner@beta.test", "password": "password-beta"},
 			expect: own(401), reason: "B's account does not exist in A"}},
@@ -108,7 +119,7 @@ func TestTenantIsolationRouteMatrix(t *testing.T) {
 		"GET /api/v1/invitations":             {{path: "/api/v1/invitations", expect: own(200, 403), reason: "B's invitations (403 for Members and Guests)"}},
 		"DELETE /api/v1/invitations/:id":      {{path: "/api/v1/invitations/" + a.invitationID, expect: own(404, 403), reason: "403 for roles that manage nobody"}},
 		"GET /api/v1/invitations/:id/preview": {{path: "/api/v1/invitations/" + a.invitationID + "/preview", expect: nf}},
-		"POST /api/v1/invitations/:id/accept": {{path: "/api/v1/invitations/" + a.invitationID + "/accept", body: map[string]any{"name": "x", "password": "password1"}, expect: nf}},
+		"POST /api/v1/invitations/:id/accept": {{path: "/api/v1/invitations/" + a.invitationID + "/accept", body: map[string]any{"name": "x", "password": "x-Unlisted-passw0rd"}, expect: nf}},
 		"GET /api/v1/projects":                {{path: "/api/v1/projects", expect: own(200), reason: "B's projects only"}},
 		"POST /api/v1/projects":               {{path: "/api/v1/projects", body: map[string]any{"name": "new"}, expect: own(201, 403), reason: "creates in B (403 for Guests)"}},
 		"GET /api/v1/projects/:id":            {{path: "/api/v1/projects/" + a.project, expect: nf}},
@@ -149,14 +160,47 @@ func TestTenantIsolationRouteMatrix(t *testing.T) {
 			{path: "/api/v1/tasks/" + a.task + "/comments", body: map[string]any{"body": "x"}, expect: nf},
 			{path: "/api/v1/tasks/" + bTask + "/comments", body: map[string]any{"body": "x", "parent_id": a.comment}, expect: own(422, 404), reason: "A's comment cannot be replied to from B"},
 		},
-		"GET /api/v1/comments/:id":                   {{path: "/api/v1/comments/" + a.comment, expect: nf}},
-		"PATCH /api/v1/comments/:id":                 {{path: "/api/v1/comments/" + a.comment, body: map[string]any{"body": "pwned"}, expect: nf}},
-		"DELETE /api/v1/comments/:id":                {{path: "/api/v1/comments/" + a.comment, expect: nf}},
-		"POST /api/v1/comments/:id/restore":          {{path: "/api/v1/comments/" + a.comment + "/restore", expect: nf}},
-		"GET /api/v1/activity":                       {{path: "/api/v1/activity", expect: own(200), reason: "B's activity only"}},
-		"GET /api/v1/trash":                          {{path: "/api/v1/trash", expect: own(200), reason: "B's trash only"}},
-		"GET /api/v1/platform/workspaces":            {{path: "/api/v1/platform/workspaces", expect: own(403), reason: "operator only"}},
-		"PUT /api/v1/platform/workspaces/:slug/plan": {{path: "/api/v1/platform/workspaces/alpha/plan", body: map[string]any{"plan": "enterprise"}, expect: own(403), reason: "operator only"}},
+		"GET /api/v1/comments/:id":          {{path: "/api/v1/comments/" + a.comment, expect: nf}},
+		"PATCH /api/v1/comments/:id":        {{path: "/api/v1/comments/" + a.comment, body: map[string]any{"body": "pwned"}, expect: nf}},
+		"DELETE /api/v1/comments/:id":       {{path: "/api/v1/comments/" + a.comment, expect: nf}},
+		"POST /api/v1/comments/:id/restore": {{path: "/api/v1/comments/" + a.comment + "/restore", expect: nf}},
+		"GET /api/v1/activity":              {{path: "/api/v1/activity", expect: own(200), reason: "B's activity only"}},
+		"GET /api/v1/trash":                 {{path: "/api/v1/trash", expect: own(200), reason: "B's trash only"}},
+		"POST /api/v1/auth/mfa": {{path: "/api/v1/auth/mfa", body: map[string]any{"mfa_token": "tfm_" + strings.ReplaceAll(a.ws.ID, "-", "") + "_forged", "code": "123456"},
+			expect: own(401), reason: "a challenge naming A that A never issued"}},
+		"POST /api/v1/auth/verify-email": {{path: "/api/v1/auth/verify-email", body: map[string]any{"token": "tfv_" + strings.ReplaceAll(a.ws.ID, "-", "") + "_forged"}, expect: own(401), reason: "a forged link naming A"}},
+		"POST /api/v1/auth/password-reset/confirm": {{path: "/api/v1/auth/password-reset/confirm", body: map[string]any{"token": "tfp_" + strings.ReplaceAll(a.ws.ID, "-", "") + "_forged", "password": "password-new-1"},
+			expect: own(401), reason: "a forged link naming A"}},
+		"POST /api/v1/auth/magic-link/verify": {{path: "/api/v1/auth/magic-link/verify", body: map[string]any{"token": "tfl_" + strings.ReplaceAll(a.ws.ID, "-", "") + "_forged"}, expect: own(401), reason: "a forged link naming A"}},
+		"POST /api/v1/auth/password-reset": {{path: "/api/v1/auth/password-reset", body: map[string]any{"workspace": "alpha", "email": "owner@alpha.test"},
+			expect: own(202, 409), reason: "the same answer whatever the account (409 when this installation sends no mail)"}},
+		"POST /api/v1/auth/magic-link": {{path: "/api/v1/auth/magic-link", body: map[string]any{"workspace": "alpha", "email": "owner@alpha.test"},
+			expect: own(202, 409), reason: "the same answer whatever the account (409 when this installation sends no mail)"}},
+		"POST /api/v1/me/verify-email":           {{path: "/api/v1/me/verify-email", expect: own(202, 409), reason: "the caller's own address"}},
+		"POST /api/v1/me/mfa/totp":               {{path: "/api/v1/me/mfa/totp", body: map[string]any{"password": "wrong-password"}, expect: own(403), reason: "wrong password"}},
+		"POST /api/v1/me/mfa/totp/confirm":       {{path: "/api/v1/me/mfa/totp/confirm", body: map[string]any{"code": "123456"}, expect: own(422), reason: "no enrolment started"}},
+		"POST /api/v1/me/mfa/disable":            {{path: "/api/v1/me/mfa/disable", body: map[string]any{"password": "wrong-password", "code": "123456"}, expect: own(403), reason: "wrong password"}},
+		"GET /api/v1/me/sessions":                {{path: "/api/v1/me/sessions", expect: own(200), reason: "the caller's own sessions"}},
+		"DELETE /api/v1/me/sessions/:id":         {{path: "/api/v1/me/sessions/" + a.sessionID, expect: nf}},
+		"POST /api/v1/me/sessions/revoke-others": {{path: "/api/v1/me/sessions/revoke-others", expect: own(204), reason: "the caller's own other sessions"}},
+		"DELETE /api/v1/members/:id/sessions":    {{path: "/api/v1/members/" + a.guestID + "/sessions", expect: own(404, 403), reason: "403 for roles that manage nobody"}},
+		"GET /api/v1/api-keys":                   {{path: "/api/v1/api-keys", expect: own(200), reason: "the caller's own keys"}},
+		"POST /api/v1/api-keys": {
+			{path: "/api/v1/api-keys", body: map[string]any{"name": "k", "scopes": []string{"read"}}, expect: own(201), reason: "a key of the caller's own"},
+			{path: "/api/v1/api-keys", body: map[string]any{"name": "k", "scopes": []string{"read"}, "projects": []string{a.project}}, expect: own(422), reason: "A's project cannot be named"},
+		},
+		"DELETE /api/v1/api-keys/:id":                 {{path: "/api/v1/api-keys/" + a.apiKeyID, expect: nf}},
+		"GET /api/v1/audit":                           {{path: "/api/v1/audit", expect: own(403), reason: "the Free plan has no audit log (and Members and Guests never read it)"}},
+		"GET /api/v1/platform/workspaces/:slug/audit": {{path: "/api/v1/platform/workspaces/alpha/audit", expect: own(403), reason: "operator only"}},
+		"GET /api/v1/platform/workspaces":             {{path: "/api/v1/platform/workspaces", expect: own(403), reason: "operator only"}},
+		"PUT /api/v1/platform/workspaces/:slug/plan":  {{path: "/api/v1/platform/workspaces/alpha/plan", body: map[string]any{"plan": "enterprise"}, expect: own(403), reason: "operator only"}},
+		"GET /api/v1/platform/workspaces/:slug/hash":  {{path: "/api/v1/platform/workspaces/alpha/hash", expect: own(403), reason: "operator only"}},
+		"GET /api/v1/platform/cluster":                {{path: "/api/v1/platform/cluster", expect: own(403), reason: "operator only"}},
+		"POST /api/v1/platform/cluster/members": {{path: "/api/v1/platform/cluster/members", body: map[string]any{"id": 9, "raft_addr": "127.0.0.1:7009"},
+			expect: own(403), reason: "operator only"}},
+		"POST /api/v1/platform/cluster/members/:id/promote": {{path: "/api/v1/platform/cluster/members/9/promote", expect: own(403), reason: "operator only"}},
+		"DELETE /api/v1/platform/cluster/members/:id":       {{path: "/api/v1/platform/cluster/members/9", expect: own(403), reason: "operator only"}},
+		"GET /api/v1/platform/backup":                       {{path: "/api/v1/platform/backup", expect: own(403), reason: "operator only: the whole store"}},
 	}
 
 	before, err := env.Store.TenantHash(a.ws.ID)

@@ -132,12 +132,16 @@ func (s *Server) bindActivity() {
 	}, func(ctx context.Context, in *struct {
 		IDParam
 		PageParams
-	}) (*struct{ Body *engine.Page[engine.ActivityEntry] }, error) {
+	}) (*struct {
+		Body *engine.Page[engine.ActivityEntry]
+	}, error) {
 		page, err := s.eng.TaskActivity(ctx, principal(ctx), in.ID, in.page())
 		if err != nil {
 			return nil, s.fail(ctx, err)
 		}
-		return &struct{ Body *engine.Page[engine.ActivityEntry] }{Body: page}, nil
+		return &struct {
+			Body *engine.Page[engine.ActivityEntry]
+		}{Body: page}, nil
 	})
 
 	huma.Register(s.api, huma.Operation{

@@ -73,4 +73,33 @@ func (s *Server) bindPlatform(reg *prometheus.Registry) {
 		}
 		return &struct{ Body *engine.WorkspaceSummary }{Body: ws}, nil
 	})
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "platform-read-audit", Method: http.MethodGet, Path: "/api/v1/platform/workspaces/{slug}/audit", Tags: []string{"Platform"},
+		Summary:  "A workspace's whole audit chain, for teamflow audit verify (platform operator; the read is itself audited)",
+		Security: operatorSecurity,
+	}, func(ctx context.Context, in *struct {
+		Slug string `path:"slug" maxLength:"64"`
+	}) (*struct {
+		Body struct {
+			Workspace string            `json:"workspace"`
+			Entries   []engine.RawAudit `json:"entries"`
+		}
+	}, error) {
+		tenant, chain, err := s.eng.PlatformReadAudit(ctx, principal(ctx), in.Slug)
+		if err != nil {
+			return nil, s.fail(ctx, err)
+		}
+		out := &struct {
+			Body struct {
+				Workspace string            `json:"workspace"`
+				Entries   []engine.RawAudit `json:"entries"`
+			}
+		}{}
+		out.Body.Workspace, out.Body.Entries = tenant, chain
+		if out.Body.Entries == nil {
+			out.Body.Entries = []engine.RawAudit{}
+		}
+		return out, nil
+	})
 }

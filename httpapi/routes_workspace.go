@@ -33,11 +33,12 @@ func (s *Server) bindWorkspace() {
 	type workspacePatchIn struct {
 		IfMatchParam
 		Body struct {
-			Name      *string           `json:"name,omitempty" minLength:"1" maxLength:"100"`
-			Slug      *string           `json:"slug,omitempty" minLength:"3" maxLength:"40"`
-			Timezone  *string           `json:"timezone,omitempty" maxLength:"64"`
-			WorkHours *engine.WorkHours `json:"work_hours,omitempty"`
-			Branding  *engine.Branding  `json:"branding,omitempty"`
+			Name         *string           `json:"name,omitempty" minLength:"1" maxLength:"100"`
+			Slug         *string           `json:"slug,omitempty" minLength:"3" maxLength:"40"`
+			Timezone     *string           `json:"timezone,omitempty" maxLength:"64"`
+			WorkHours    *engine.WorkHours `json:"work_hours,omitempty"`
+			Branding     *engine.Branding  `json:"branding,omitempty"`
+			MFAGraceDays *int              `json:"mfa_grace_days,omitempty" minimum:"0" maximum:"90" doc:"Days Owners and Admins may work before a second factor is required (0: at once)"`
 		}
 	}
 	huma.Register(s.api, huma.Operation{
@@ -50,7 +51,7 @@ func (s *Server) bindWorkspace() {
 		}
 		ws, err := s.eng.UpdateWorkspace(ctx, principal(ctx), engine.WorkspacePatch{
 			Name: in.Body.Name, Slug: in.Body.Slug, Timezone: in.Body.Timezone, WorkHours: in.Body.WorkHours,
-			Branding: in.Body.Branding, IfMatch: v,
+			Branding: in.Body.Branding, MFAGraceDays: in.Body.MFAGraceDays, IfMatch: v,
 		})
 		if err != nil {
 			return nil, s.fail(ctx, err)

@@ -27,7 +27,10 @@ import (
 	"github.com/teamflow/teamflow/engine"
 )
 
-// StateSource is what httpapi needs from the node's store and log.
+// StateSource is what httpapi needs from the node's store and log. It may
+// also implement ReadBarrier (TeamFlow-Consistency: linearizable on a node
+// that can lag) and NodeOps (the operator's cluster, backup and replica
+// endpoints); see routes_cluster.go.
 type StateSource interface {
 	AppliedIndex() uint64
 	WaitApplied(ctx context.Context, index uint64) error
@@ -44,6 +47,17 @@ type Config struct {
 	MetricsToken string
 	// MinIndexWait bounds how long a read with TeamFlow-Min-Index waits.
 	MinIndexWait time.Duration
+	// RateLimits turns the request limits on (the plan's per-user and
+	// per-workspace hourly API limits, the UI's allowance, and the per-address
+	// limit on public sign-in routes).
+	RateLimits bool
+	// UIPerUserHour is the web UI's per-user allowance (default 20,000).
+	UIPerUserHour int
+	// PublicPerIPMinute bounds public writes (sign-in, reset…) per source
+	// address (default 60).
+	PublicPerIPMinute int
+	// Now is the clock of the rate limits (default time.Now); tests move it.
+	Now func() time.Time
 }
 
 // Deps are the HTTP layer's collaborators.
@@ -64,6 +78,7 @@ type Server struct {
 	gin    *gin.Engine
 	api    huma.API
 	uiFS   fs.FS
+	limits *limiter
 	panics prometheus.Counter
 	// panicCount mirrors panics for tests, which must not depend on scraping.
 	panicCount atomic.Int64
@@ -82,19 +97,28 @@ func New(deps Deps, cfg Config) *Server {
 	if cfg.MinIndexWait == 0 {
 		cfg.MinIndexWait = 10 * time.Second
 	}
+	if cfg.UIPerUserHour == 0 {
+		cfg.UIPerUserHour = 20_000
+	}
+	if cfg.PublicPerIPMinute == 0 {
+		cfg.PublicPerIPMinute = 60
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	if deps.Registry == nil {
 		deps.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, eng: deps.Engine, state: deps.State, log: deps.Logger, uiFS: deps.UI}
+	s := &Server{cfg: cfg, eng: deps.Engine, state: deps.State, log: deps.Logger, uiFS: deps.UI, limits: newLimiter()}
 	s.registerMetrics(deps.Registry)
 
 	g := gin.New()
 	g.HandleMethodNotAllowed = true
 	g.ContextWithFallback = true
-	g.Use(s.recovery, s.requestID, s.observe, s.appliedIndex, s.minIndex)
+	g.Use(s.recovery, s.requestID, s.observe, s.appliedIndex, s.minIndex, s.consistency)
 	g.NoRoute(s.noRoute)
 	g.NoMethod(func(c *gin.Context) {
 		writeProblem(c, newProblem(http.StatusMethodNotAllowed, "method_not_allowed", "this method is not allowed on this path"))
@@ -127,9 +151,13 @@ func New(deps Deps, cfg Config) *Server {
 	s.bindTasks()
 	s.bindComments()
 	s.bindActivity()
+	s.bindSecurity()
 	s.bindPlatform(deps.Registry)
+	s.bindCluster()
 	return s
 }
+
+func (s *Server) now() time.Time { return s.cfg.Now() }
 
 // Handler returns the http.Handler.
 func (s *Server) Handler() http.Handler { return s.gin }
@@ -184,7 +212,9 @@ func (s *Server) requestID(c *gin.Context) {
 	c.Header("X-Request-ID", id)
 	c.Header("X-Content-Type-Options", "nosniff")
 	c.Header("Referrer-Policy", "same-origin")
-	c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), keyRequestID, id))
+	ctx := context.WithValue(c.Request.Context(), keyRequestID, id)
+	ctx = engine.WithRequestInfo(ctx, engine.RequestInfo{ID: id, IP: c.ClientIP(), UserAgent: c.Request.UserAgent()})
+	c.Request = c.Request.WithContext(ctx)
 	c.Next()
 }
 

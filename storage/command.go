@@ -38,6 +38,11 @@ const (
 	// Its result is the new value. Allocating the next number of a sequence
 	// is OpAdd with Delta 1.
 	OpAdd
+	// OpChain appends Value to the hash chain whose head is at Key: entry n
+	// is stored at End + n with hash_n = SHA-256(hash_{n-1} || n || Value)
+	// beside it, and the head moves to (n, hash_n). Its result is n. The
+	// audit trail is such a chain: tamper-evident, and equal on replicas.
+	OpChain
 )
 
 // AnyVersion in a Precondition asks only that the key exists.
@@ -165,6 +170,9 @@ func EncodeCommand(c *Command) []byte {
 			w.uvarint(uint64(op.StampRef))
 		case OpDeleteRange:
 			w.bytes(op.End)
+		case OpChain:
+			w.bytes(op.End)
+			w.bytes(op.Value)
 		case OpAdd:
 			w.varint(op.Delta)
 			if op.Bounded {
@@ -223,6 +231,9 @@ func DecodeCommand(b []byte) (*Command, error) {
 			case OpDelete:
 			case OpDeleteRange:
 				op.End = r.bytes()
+			case OpChain:
+				op.End = r.bytes()
+				op.Value = r.bytes()
 			case OpAdd:
 				op.Delta = r.varint()
 				switch r.byte() {

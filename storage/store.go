@@ -68,7 +68,7 @@ type Store struct {
 	applyMu   sync.Mutex    // serialises Apply
 	evaluated uint64        // last index evaluated into the DB (visible, maybe not yet durable); under applyMu
 	applied   atomic.Uint64 // last applied and durable log index
-	failed  atomic.Pointer[error]
+	failed    atomic.Pointer[error]
 
 	waitMu sync.Mutex
 	waitCh chan struct{} // closed and replaced whenever applied advances
@@ -474,6 +474,8 @@ func (s *Store) evaluate(b *pebble.Batch, index uint64, cmd *Command) (Result, e
 	// Phase 1: compute every op's result and check bounds, writing nothing.
 	res.Values = make([]int64, len(cmd.Ops))
 	counters := &counterSet{}
+	chains := &chainSet{}
+	chainEntries := map[int][]byte{} // op index → the entry's stored value
 	abs := make([][]byte, len(cmd.Ops))
 	for i, op := range cmd.Ops {
 		prefix, ok := s.prefix(cmd, op.Space)
@@ -521,6 +523,27 @@ func (s *Store) evaluate(b *pebble.Batch, index uint64, cmd *Command) (Result, e
 			}
 			c.value = next
 			res.Values[i] = next
+		case OpChain:
+			if len(op.End) == 0 {
+				res.Err = errBadCommand
+				return res, nil
+			}
+			c, err := loadChain(b, chains, abs[i])
+			if errors.Is(err, ErrCorrupt) {
+				res.Err = errBadCommand
+				return res, nil
+			}
+			if err != nil {
+				return res, err
+			}
+			c.seq++
+			c.hash = ChainHash(c.hash, c.seq, op.Value)
+			res.Values[i] = int64(c.seq)
+			entry := make([]byte, 0, len(c.hash)+len(op.Value))
+			entry = append(append(entry, c.hash[:]...), op.Value...)
+			chainEntries[i] = entry
+			prefix, _ := s.prefix(cmd, op.Space)
+			abs[i] = Key(absolute(prefix, op.End)).AddUint(c.seq)
 		default:
 			res.Err = errBadCommand
 			return res, nil
@@ -539,6 +562,8 @@ func (s *Store) evaluate(b *pebble.Batch, index uint64, cmd *Command) (Result, e
 			err = b.Set(abs[i], encodeRecord(Record{Value: op.Value, Version: op.Version, Stamp: stamp, KeyID: op.KeyID}), nil)
 		case OpDelete:
 			err = b.Delete(abs[i], nil)
+		case OpChain:
+			err = b.Set(abs[i], encodeRecord(Record{Value: chainEntries[i], Version: 1, Stamp: uint64(res.Values[i])}), nil)
 		case OpDeleteRange:
 			prefix, _ := s.prefix(cmd, op.Space)
 			start := abs[i]
@@ -565,6 +590,14 @@ func (s *Store) evaluate(b *pebble.Batch, index uint64, cmd *Command) (Result, e
 			return res, fmt.Errorf("storage: write counter: %w", err)
 		}
 	}
+	for _, c := range chains.list {
+		head := make([]byte, 8, 8+len(c.hash))
+		binary.BigEndian.PutUint64(head, c.seq)
+		head = append(head, c.hash[:]...)
+		if err := b.Set(c.key, encodeRecord(Record{Value: head, Version: c.version + 1}), nil); err != nil {
+			return res, fmt.Errorf("storage: write chain head: %w", err)
+		}
+	}
 	if cmd.Tenant != "" {
 		seqKey := absolute(TenantPrefix(cmd.Tenant), seqRelKey)
 		c, err := loadCounter(b, &counterSet{}, seqKey)
@@ -578,6 +611,77 @@ func (s *Store) evaluate(b *pebble.Batch, index uint64, cmd *Command) (Result, e
 		}
 	}
 	return res, nil
+}
+
+// ChainHash is the hash of chain entry seq with payload after prev:
+// SHA-256(prev || big-endian seq || payload).
+func ChainHash(prev [32]byte, seq uint64, payload []byte) [32]byte {
+	h := sha256.New()
+	h.Write(prev[:])
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], seq)
+	h.Write(n[:])
+	h.Write(payload)
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+// ChainHead decodes a chain head record's value: the last sequence number
+// and hash.
+func ChainHead(value []byte) (uint64, [32]byte, error) {
+	var h [32]byte
+	if len(value) != 8+32 {
+		return 0, h, fmt.Errorf("%w: chain head", ErrCorrupt)
+	}
+	copy(h[:], value[8:])
+	return binary.BigEndian.Uint64(value[:8]), h, nil
+}
+
+// ChainEntry splits a stored chain entry into its hash and payload.
+func ChainEntry(value []byte) ([32]byte, []byte, error) {
+	var h [32]byte
+	if len(value) < 32 {
+		return h, nil, fmt.Errorf("%w: chain entry", ErrCorrupt)
+	}
+	copy(h[:], value[:32])
+	return h, value[32:], nil
+}
+
+type chain struct {
+	key     []byte
+	seq     uint64
+	hash    [32]byte
+	version uint64
+}
+
+// chainSet holds the chains one command appends to, in first-use order.
+type chainSet struct{ list []*chain }
+
+func loadChain(b *pebble.Batch, set *chainSet, key []byte) (*chain, error) {
+	for _, c := range set.list {
+		if bytes.Equal(c.key, key) {
+			return c, nil
+		}
+	}
+	c := &chain{key: key}
+	v, err := getBytes(b, key)
+	switch {
+	case err == nil:
+		rec, err := decodeRecord(v)
+		if err != nil {
+			return nil, err
+		}
+		if c.seq, c.hash, err = ChainHead(rec.Value); err != nil {
+			return nil, err
+		}
+		c.version = rec.Version
+	case errors.Is(err, ErrNotFound):
+	default:
+		return nil, err
+	}
+	set.list = append(set.list, c)
+	return c, nil
 }
 
 // seqRelKey holds a tenant's event sequence, advanced by every command that

@@ -48,6 +48,7 @@ const (
 
 	headerMessage = "Teamflow-Raft-Message"
 	headerFrom    = "Teamflow-Raft-From"
+	headerAddr    = "Teamflow-Raft-Addr"
 )
 
 // Handler is the local raft node, as the transport sees it.
@@ -93,6 +94,12 @@ type Config struct {
 	MaxMessageBytes int
 	// Logger receives warnings (default: discarded).
 	Logger *slog.Logger
+	// AdvertiseAddr is the address peers reach this node at, sent with
+	// every post. A node that gets a message from a peer it has no address
+	// for (a new member whose --peers named only some of the members)
+	// learns it from there, so it can answer before the replicated
+	// membership reaches it.
+	AdvertiseAddr string
 }
 
 // Stats are the transport's counters.
@@ -253,6 +260,29 @@ func (t *Transport) SetPeers(addrs map[uint64]string) {
 	}
 }
 
+// learn adds a peer the address book lacks, from the address it
+// advertised (its certificate was verified against the cluster CA). A
+// known peer keeps the address SetPeers gave it; the next SetPeers drops a
+// learned one that the membership does not name.
+func (t *Transport) learn(id uint64, addr string) {
+	if id == 0 || id == t.cfg.ID {
+		return
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed || t.peers[id] != nil {
+		return
+	}
+	p := &peer{id: id, addr: addr, q: make(chan queued, t.cfg.QueueSize), stop: make(chan struct{})}
+	t.peers[id] = p
+	t.wg.Add(1)
+	go t.runPeer(p)
+	t.cfg.Logger.Info("learned a peer's address from its messages", "peer", id, "addr", addr)
+}
+
 // Send queues messages for their peers. It never blocks: what cannot be
 // queued is dropped and reported. Messages are encoded here, on the
 // caller's goroutine, as raft asks (its entries must not be read while it
@@ -344,6 +374,9 @@ func (t *Transport) post(p *peer, body []byte) error {
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
 	req.Header.Set(headerFrom, strconv.FormatUint(t.cfg.ID, 10))
+	if t.cfg.AdvertiseAddr != "" {
+		req.Header.Set(headerAddr, t.cfg.AdvertiseAddr)
+	}
 	resp, err := t.client.Do(req)
 	if err != nil {
 		return err
@@ -461,9 +494,13 @@ func (t *Transport) handleMessages(w http.ResponseWriter, r *http.Request) {
 		t.refuse(w, http.StatusMethodNotAllowed, "POST only")
 		return
 	}
-	if from, err := strconv.ParseUint(r.Header.Get(headerFrom), 10, 64); err != nil || (t.cfg.Refuse != nil && t.cfg.Refuse(from)) {
+	from, err := strconv.ParseUint(r.Header.Get(headerFrom), 10, 64)
+	if err != nil || (t.cfg.Refuse != nil && t.cfg.Refuse(from)) {
 		t.refuse(w, http.StatusForbidden, "sender refused")
 		return
+	}
+	if addr := r.Header.Get(headerAddr); addr != "" {
+		t.learn(from, addr)
 	}
 	br := bufio.NewReaderSize(r.Body, 64<<10)
 	var buf []byte

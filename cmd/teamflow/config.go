@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/spf13/pflag"
+	"github.com/teamflow/teamflow/cluster"
 )
 
 // Config is everything `teamflow serve` reads at start. Precedence:
@@ -31,12 +33,45 @@ type Config struct {
 		ShutdownTimeout time.Duration `toml:"shutdown_timeout" flag:"shutdown-timeout" help:"how long in-flight requests may finish on SIGTERM"`
 		MinIndexWait    time.Duration `toml:"min_index_wait" flag:"min-index-wait" help:"how long a read with TeamFlow-Min-Index waits for this node to catch up"`
 	} `toml:"http"`
-	Metrics struct {
+	// RateLimits turns the request limits on or off for the installation
+	// (an on-prem site or a benchmark may not want them).
+	RateLimits string `toml:"rate_limits" flag:"rate-limits" help:"on or off: the plan's hourly API limits, the web UI's allowance and the per-address sign-in limit"`
+	Metrics    struct {
 		Token string `toml:"token" flag:"metrics-token" help:"bearer token required on /metrics (empty: open)"`
 	} `toml:"metrics"`
+	// Mail: the SMTP server the outbox delivers through. Without a host the
+	// installation sends no mail (invitation links go to the inviting admin).
+	Mail struct {
+		Host     string `toml:"host" flag:"mail-host" help:"SMTP server host (empty: send no mail)"`
+		Port     int    `toml:"port" flag:"mail-port" help:"SMTP port (default 587 for starttls, 465 for tls, 25 for none)"`
+		Security string `toml:"security" flag:"mail-security" help:"starttls, tls or none"`
+		Username string `toml:"username" flag:"mail-username" help:"SMTP user (empty: no authentication)"`
+		Password string `toml:"password" flag:"mail-password" help:"SMTP password (prefer TEAMFLOW_MAIL__PASSWORD__FILE)"`
+		From     string `toml:"from" flag:"mail-from" help:"sender, e.g. \"TeamFlow <teamflow@example.com>\""`
+	} `toml:"mail"`
+	Audit struct {
+		ExportPath string `toml:"export_path" flag:"audit-export" help:"append every workspace's audit-chain head to this file every 10 minutes; keep it off the data disk (teamflow audit verify checks against it)"`
+	} `toml:"audit"`
 	Debug struct {
 		PprofAddr string `toml:"pprof_addr" flag:"pprof-addr" help:"serve Go's pprof profiles on this address (keep it on loopback; empty: off)"`
 	} `toml:"debug"`
+	// Cluster: with a node ID the node is a member of a raft cluster
+	// (docs/CLUSTER.md); without one it runs alone.
+	Cluster struct {
+		NodeID   uint64 `toml:"node_id" flag:"node-id" help:"this node's raft ID (a positive integer, never reused); set it to run as a cluster member"`
+		Peers    string `toml:"peers" flag:"peers" help:"raft addresses of the members, this node included: 1=host:port,2=host:port,3=host:port (identical on every node of a first start)"`
+		RaftAddr string `toml:"raft_addr" flag:"raft-addr" help:"raft listen address (default: this node's entry in --peers)"`
+		Join     bool   `toml:"join" flag:"join" help:"start as a new member that 'teamflow cluster join' adds (no bootstrap; --peers names current members)"`
+		CertDir  string `toml:"cert_dir" flag:"cluster-cert-dir" help:"directory written by 'teamflow cluster certs': ca.crt and node<ID>.crt/.key are taken from it unless given one by one"`
+		CA       string `toml:"ca" flag:"cluster-ca" help:"cluster CA certificate (mutual TLS between nodes)"`
+		Cert     string `toml:"cert" flag:"cluster-cert" help:"this node's certificate"`
+		Key      string `toml:"key" flag:"cluster-key" help:"this node's private key"`
+
+		Tick            time.Duration `toml:"tick" flag:"raft-tick" help:"raft clock tick"`
+		ElectionTicks   int           `toml:"election_ticks" flag:"raft-election-ticks" help:"election timeout in ticks"`
+		SnapshotEntries int           `toml:"snapshot_entries" flag:"raft-snapshot-entries" help:"compact the raft log every this many applied entries (a follower further behind catches up by snapshot)"`
+		CatchUpEntries  int           `toml:"catchup_entries" flag:"raft-catchup-entries" help:"entries kept behind a compaction for followers that lag a little"`
+	} `toml:"cluster"`
 }
 
 func defaultConfig() Config {
@@ -49,6 +84,12 @@ func defaultConfig() Config {
 	c.Log.Format = "json"
 	c.HTTP.ShutdownTimeout = 30 * time.Second
 	c.HTTP.MinIndexWait = 10 * time.Second
+	c.RateLimits = "on"
+	c.Mail.Security = "starttls"
+	c.Cluster.Tick = 100 * time.Millisecond
+	c.Cluster.ElectionTicks = 10
+	c.Cluster.SnapshotEntries = 10_000
+	c.Cluster.CatchUpEntries = 5_000
 	return c
 }
 
@@ -67,6 +108,8 @@ func bindFlags(fs *pflag.FlagSet, c *Config) {
 			fs.BoolVar(p, name, *p, help)
 		case *int:
 			fs.IntVar(p, name, *p, help)
+		case *uint64:
+			fs.Uint64Var(p, name, *p, help)
 		case *time.Duration:
 			fs.DurationVar(p, name, *p, help)
 		}
@@ -136,13 +179,19 @@ func setValue(f reflect.Value, v string) error {
 	case *string:
 		*p = v
 	case *bool:
-		b, err := strconv.ParseBool(v)
+		b, err := parseBool(v)
 		if err != nil {
 			return err
 		}
 		*p = b
 	case *int:
 		n, err := strconv.Atoi(v)
+		if err != nil {
+			return err
+		}
+		*p = n
+	case *uint64:
+		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
 			return err
 		}
@@ -157,6 +206,17 @@ func setValue(f reflect.Value, v string) error {
 		return fmt.Errorf("unsupported type %s", f.Type())
 	}
 	return nil
+}
+
+// parseBool also takes on/off and yes/no, as operators write them.
+func parseBool(v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "on", "yes":
+		return true, nil
+	case "off", "no":
+		return false, nil
+	}
+	return strconv.ParseBool(v)
 }
 
 // walk visits every leaf field with its dotted toml path.
@@ -189,6 +249,58 @@ func (c *Config) validate() error {
 	}
 	if c.BaseURL == "" {
 		c.BaseURL = "http://" + c.Addr
+	}
+	if _, err := parseBool(c.RateLimits); err != nil {
+		return fmt.Errorf("rate_limits must be on or off, not %q", c.RateLimits)
+	}
+	if c.Mail.Host != "" && c.Mail.From == "" {
+		return fmt.Errorf("mail: --mail-from is required with --mail-host")
+	}
+	return c.validateCluster()
+}
+
+// clustered reports whether the node runs as a member of a raft cluster.
+func (c *Config) clustered() bool { return c.Cluster.NodeID != 0 }
+
+func (c *Config) validateCluster() error {
+	cl := &c.Cluster
+	if !c.clustered() {
+		if cl.Peers != "" || cl.Join || cl.RaftAddr != "" {
+			return fmt.Errorf("--peers, --join and --raft-addr need --node-id")
+		}
+		return nil
+	}
+	if cl.Peers == "" {
+		return fmt.Errorf("cluster: --peers is required with --node-id (e.g. 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003)")
+	}
+	peers, err := cluster.ParsePeers(cl.Peers)
+	if err != nil {
+		return err
+	}
+	if _, ok := peers[cl.NodeID]; !ok && !cl.Join && cl.RaftAddr == "" {
+		return fmt.Errorf("cluster: --peers has no address for this node (%d)", cl.NodeID)
+	}
+	if cl.Join && cl.RaftAddr == "" && peers[cl.NodeID] == "" {
+		return fmt.Errorf("cluster: a joining node needs --raft-addr")
+	}
+	if cl.CertDir != "" {
+		name := "node" + strconv.FormatUint(cl.NodeID, 10)
+		cert, key := cluster.CertFiles(cl.CertDir, name)
+		if cl.CA == "" {
+			cl.CA = filepath.Join(cl.CertDir, cluster.CAFile)
+		}
+		if cl.Cert == "" {
+			cl.Cert = cert
+		}
+		if cl.Key == "" {
+			cl.Key = key
+		}
+	}
+	if cl.CA == "" || cl.Cert == "" || cl.Key == "" {
+		return fmt.Errorf("cluster: mutual TLS needs --cluster-ca, --cluster-cert and --cluster-key (or --cluster-cert-dir); 'teamflow cluster certs' makes them")
+	}
+	if cl.Tick <= 0 || cl.ElectionTicks < 2 || cl.SnapshotEntries <= 0 || cl.CatchUpEntries < 0 {
+		return fmt.Errorf("cluster: --raft-tick, --raft-election-ticks (>= 2) and --raft-snapshot-entries must be positive")
 	}
 	return nil
 }

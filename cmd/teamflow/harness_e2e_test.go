@@ -63,7 +63,9 @@ var baseURLRE = regexp.MustCompile(`serving on (http://[0-9.:]+)`)
 func start(t testing.TB, dir string, args ...string) *server {
 	t.Helper()
 	s := &server{t: t, Data: dir, exited: make(chan error, 1)}
-	all := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", dir, "--log-level", "warn"}, args...)
+	// Rate limits are off unless a test turns them on (a later flag wins):
+	// the fault tests send far more than a user's hourly allowance.
+	all := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", dir, "--log-level", "warn", "--rate-limits", "off"}, args...)
 	s.cmd = exec.Command(binary, all...)
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"github.com/teamflow/teamflow/engine"
 	"github.com/teamflow/teamflow/httpapi"
 	"github.com/teamflow/teamflow/ui"
 )
@@ -27,7 +29,7 @@ func serveCmd() *cobra.Command {
 	var cfgFile string
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the server (API, web UI, jobs) on one node",
+		Short: "Run the server (API, web UI, jobs): one node, or a cluster member with --node-id",
 		Long: "Runs TeamFlow on one node with its embedded store. On the first start of an on-prem\n" +
 			"installation it prints a one-time setup link; in cloud mode anyone can sign up a workspace.\n" +
 			"Configuration: defaults < --config file (TOML) < TEAMFLOW_<SECTION>__<KEY> environment < flags.",
@@ -63,18 +65,19 @@ func serve(ctx context.Context, cfg Config, out, errOut io.Writer) error {
 		}
 	}()
 
-	boot, err := n.eng.Bootstrap(ctx)
-	if err != nil {
-		return fmt.Errorf("bootstrap: %w", err)
-	}
-	if boot.OperatorToken != "" {
-		path := filepath.Join(cfg.Data, operatorTokenFile)
-		if err := writeSecret(path, boot.OperatorToken); err != nil {
+	if n.raft == nil {
+		boot, err := n.eng.Bootstrap(ctx)
+		if err != nil {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+		n.booted.Store(true)
+		if err := reportOperatorToken(out, cfg.Data, boot); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "Platform operator token written to %s (readable by this user only).\n", path)
+		n.boot = boot
 	}
 
+	rateLimits, _ := parseBool(cfg.RateLimits)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerStoreMetrics(reg, n)
@@ -82,10 +85,18 @@ func serve(ctx context.Context, cfg Config, out, errOut io.Writer) error {
 		Engine: n.eng, State: state{n}, UI: ui.FS, Logger: logger, Registry: reg,
 	}, httpapi.Config{
 		Version: version, SecureCookies: cfg.HTTP.SecureCookies, MetricsToken: cfg.Metrics.Token, MinIndexWait: cfg.HTTP.MinIndexWait,
+		RateLimits: rateLimits, Now: clock.Now,
 	})
 
 	handler := api.Handler()
 	sched := n.eng.NewScheduler(func(id string, err error) { logger.Error("job failed", "job", id, "err", err) })
+	if cfg.Audit.ExportPath != "" {
+		if err := sched.Add("audit.export", "*/10 * * * *", func(context.Context) error {
+			return exportAuditHeads(n.eng, cfg.Audit.ExportPath)
+		}); err != nil {
+			return err
+		}
+	}
 	if testHandler != nil {
 		handler = testHandler(handler, sched)
 	}
@@ -109,18 +120,36 @@ func serve(ctx context.Context, cfg Config, out, errOut io.Writer) error {
 	if cfg.BaseURL == "http://"+cfg.Addr {
 		base = "http://" + ln.Addr().String()
 	}
-	logger.Info("teamflow serving", "addr", ln.Addr().String(), "mode", cfg.Mode, "data", cfg.Data, "version", version)
-	fmt.Fprintf(out, "TeamFlow %s serving on %s (%s mode, data in %s)\n", version, base, cfg.Mode, cfg.Data)
-	if boot.SetupToken != "" {
-		fmt.Fprintf(out, "\nFirst run: open this one-time link to create the first workspace and its Owner\n(valid until %s; restart for a new one):\n\n    %s/setup?token=%s\n\n",
-			boot.SetupExpires.Format(time.RFC3339), base, boot.SetupToken)
+	logger.Info("teamflow serving", "addr", ln.Addr().String(), "mode", cfg.Mode, "data", cfg.Data, "version", version, "node_id", cfg.Cluster.NodeID)
+	if n.raft != nil {
+		fmt.Fprintf(out, "TeamFlow %s serving on %s (%s mode, data in %s, cluster node %d, raft on %s)\n", version, base, cfg.Mode, cfg.Data, cfg.Cluster.NodeID, n.raft.Addr())
+	} else {
+		fmt.Fprintf(out, "TeamFlow %s serving on %s (%s mode, data in %s)\n", version, base, cfg.Mode, cfg.Data)
+		printSetupLink(out, n.boot, base, "restart for a new one")
 	}
+
+	bootCtx, stopBoot := context.WithCancel(ctx)
+	bootDone := make(chan struct{})
+	if n.raft != nil {
+		go func() {
+			defer close(bootDone)
+			n.bootstrapCluster(bootCtx, out, base, logger)
+		}()
+	} else {
+		close(bootDone)
+	}
+	defer func() {
+		stopBoot()
+		<-bootDone
+	}()
 
 	jobsDone := make(chan struct{})
 	jobsCtx, stopJobs := context.WithCancel(context.Background())
 	go func() {
 		defer close(jobsDone)
-		// Single node: this node is the leader, so it runs the scheduled jobs.
+		// Scheduled jobs run on the leader only: a single node always, a
+		// cluster member while it leads (each run is idempotent by its
+		// request ID, so a failover neither skips nor doubles one).
 		t := time.NewTicker(30 * time.Second)
 		defer t.Stop()
 		for {
@@ -128,10 +157,35 @@ func serve(ctx context.Context, cfg Config, out, errOut io.Writer) error {
 			case <-jobsCtx.Done():
 				return
 			case <-t.C:
-				sched.RunDue(jobsCtx)
+				if n.leads() {
+					sched.RunDue(jobsCtx)
+				}
 			}
 		}
 	}()
+
+	// The outbox is delivered on the leader every couple of seconds, so a
+	// reset or sign-in link arrives promptly; each row is removed only
+	// after its delivery.
+	outboxDone := make(chan struct{})
+	go func() {
+		defer close(outboxDone)
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-jobsCtx.Done():
+				return
+			case <-t.C:
+				if n.leads() {
+					if _, err := n.eng.DeliverOutbox(jobsCtx); err != nil && jobsCtx.Err() == nil {
+						logger.Error("outbox delivery", "err", err)
+					}
+				}
+			}
+		}
+	}()
+	defer func() { <-outboxDone }()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -159,10 +213,6 @@ func registerStoreMetrics(reg *prometheus.Registry, n *node) {
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "teamflow_store_applied_index", Help: "Last log index applied to the store."},
 			func() float64 { return float64(n.store.AppliedIndex()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "teamflow_log_proposals_total", Help: "Commands applied through the log."},
-			func() float64 { return float64(n.log.Stats().Proposals) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "teamflow_log_batches_total", Help: "Synced batches (proposals / batches = group-commit factor)."},
-			func() float64 { return float64(n.log.Stats().Batches) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "teamflow_store_healthy", Help: "1 while the store accepts writes."},
 			func() float64 {
 				if n.store.Healthy() == nil {
@@ -171,6 +221,105 @@ func registerStoreMetrics(reg *prometheus.Registry, n *node) {
 				return 0
 			}),
 	)
+	if n.local != nil {
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "teamflow_log_proposals_total", Help: "Commands applied through the log."},
+				func() float64 { return float64(n.local.Stats().Proposals) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "teamflow_log_batches_total", Help: "Synced batches (proposals / batches = group-commit factor)."},
+				func() float64 { return float64(n.local.Stats().Batches) }),
+		)
+		return
+	}
+	r := n.raft
+	counter := func(name, help string, f func() uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
+	}
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	reg.MustRegister(
+		gauge("teamflow_raft_is_leader", "1 while this node is the raft leader.", func() float64 {
+			if r.IsLeader() {
+				return 1
+			}
+			return 0
+		}),
+		gauge("teamflow_raft_term", "Current raft term.", func() float64 { return float64(r.Status().Term) }),
+		gauge("teamflow_raft_commit_index", "Highest log index known committed.", func() float64 { return float64(r.Status().Commit) }),
+		counter("teamflow_raft_proposals_total", "Proposals handed to raft.", func() uint64 { return r.Stats().Proposals }),
+		counter("teamflow_raft_proposals_dropped_total", "Proposals raft dropped (retried with the same request ID).", func() uint64 { return r.Stats().ProposalsDropped }),
+		counter("teamflow_raft_read_barriers_total", "Linearizable read barriers (ReadIndex).", func() uint64 { return r.Stats().ReadBarriers }),
+		counter("teamflow_raft_leader_changes_total", "Leader changes seen by this node.", func() uint64 { return r.Stats().LeaderChanges }),
+		counter("teamflow_raft_snapshots_sent_total", "Snapshots streamed to followers.", func() uint64 { return r.Stats().SnapshotsSent }),
+		counter("teamflow_raft_snapshots_installed_total", "Snapshots installed from the leader.", func() uint64 { return r.Stats().SnapshotsInstalled }),
+		counter("teamflow_raft_compactions_total", "Raft log compactions.", func() uint64 { return r.Stats().Compactions }),
+	)
+}
+
+// reportOperatorToken writes a just-created operator token to
+// <data>/operator.token.
+func reportOperatorToken(out io.Writer, data string, boot *engine.BootstrapResult) error {
+	if boot == nil || boot.OperatorToken == "" {
+		return nil
+	}
+	path := filepath.Join(data, operatorTokenFile)
+	if err := writeSecret(path, boot.OperatorToken); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Platform operator token written to %s (readable by this user only).\n", path)
+	return nil
+}
+
+func printSetupLink(out io.Writer, boot *engine.BootstrapResult, base, renew string) {
+	if boot == nil || boot.SetupToken == "" {
+		return
+	}
+	fmt.Fprintf(out, "\nFirst run: open this one-time link to create the first workspace and its Owner\n(valid until %s; %s):\n\n    %s/setup?token=%s\n\n",
+		boot.SetupExpires.Format(time.RFC3339), renew, base, boot.SetupToken)
+}
+
+// bootstrapCluster runs Bootstrap on a cluster member once the cluster
+// has a leader and this node has caught up with it (a read barrier), so it
+// sees whatever another member created already. Every member runs it, all
+// at once on a first start: the engine creates each platform record under
+// a precondition, so exactly one node creates the operator token and the
+// setup link and prints them; the others find them. It retries until it
+// succeeds or the server stops; /readyz reports ready only after it.
+func (n *node) bootstrapCluster(ctx context.Context, out io.Writer, base string, logger *slog.Logger) {
+	for attempt := 0; ; attempt++ {
+		err := func() error {
+			actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			if err := n.raft.ReadBarrier(actx); err != nil {
+				return fmt.Errorf("waiting for a leader: %w", err)
+			}
+			boot, err := n.eng.BootstrapWith(actx, engine.BootstrapOptions{KeepSetupLink: true})
+			if err != nil {
+				return err
+			}
+			if err := reportOperatorToken(out, n.cfg.Data, boot); err != nil {
+				return err
+			}
+			printSetupLink(out, boot, base, "valid on every node; a restart keeps it")
+			return nil
+		}()
+		if err == nil {
+			n.booted.Store(true)
+			logger.Info("cluster member bootstrapped", "node_id", n.cfg.Cluster.NodeID)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if attempt%20 == 19 {
+			logger.Warn("bootstrap: the cluster is not ready yet; retrying", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // servePprof serves runtime profiles on their own listener, never on the
@@ -186,4 +335,35 @@ func servePprof(addr string, logger *slog.Logger) {
 	if err := srv.ListenAndServe(); err != nil {
 		logger.Error("pprof server", "err", err)
 	}
+}
+
+// leads reports whether this node runs the leader-only work: a single node
+// always, a cluster member while it leads and once it has bootstrapped.
+func (n *node) leads() bool {
+	return n.raft == nil || n.raft.IsLeader() && n.booted.Load()
+}
+
+// exportAuditHeads appends every workspace's audit-chain head to path, one
+// JSON line each: the anchor `teamflow audit verify` checks against.
+func exportAuditHeads(eng *engine.Service, path string) error {
+	heads, err := eng.AuditHeads()
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit export: %w", err)
+	}
+	enc := json.NewEncoder(f)
+	for _, h := range heads {
+		if err := enc.Encode(h); err != nil {
+			f.Close()
+			return fmt.Errorf("audit export: %w", err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("audit export: %w", err)
+	}
+	return f.Close()
 }

@@ -47,7 +47,10 @@ var CheapPasswords = &engine.PasswordParams{Memory: 64, Iterations: 1, Paralleli
 
 // New opens a store in a temp dir and builds the engine; cfg.PasswordParams
 // defaults to CheapPasswords.
-func New(t testing.TB, cfg engine.Config) *Env {
+func New(t testing.TB, cfg engine.Config) *Env { return NewWithMailer(t, cfg, nil) }
+
+// NewWithMailer is New with outbox mail delivered by m (nil: no mail).
+func NewWithMailer(t testing.TB, cfg engine.Config, m engine.Mailer) *Env {
 	t.Helper()
 	st, err := storage.Open(t.TempDir(), storage.Options{})
 	if err != nil {
@@ -65,6 +68,7 @@ func New(t testing.TB, cfg engine.Config) *Env {
 	svc := engine.New(engine.Deps{
 		Router: engine.SharedRouter{Route: engine.Route{Log: lg, Store: st}},
 		Clock:  clock,
+		Mailer: m,
 	}, cfg)
 	return &Env{Service: svc, Store: st, Log: lg, Clock: clock}
 }

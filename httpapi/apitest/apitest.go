@@ -39,12 +39,22 @@ func (s storeState) Ready() error { return s.e.Store.Healthy() }
 
 // New starts the API in mode.
 func New(t testing.TB, mode engine.Mode) *Env {
+	return NewWithConfig(t, mode, httpapi.Config{})
+}
+
+// NewWithConfig starts the API with cfg; its rate limits run on the
+// engine's test clock.
+func NewWithConfig(t testing.TB, mode engine.Mode, cfg httpapi.Config) *Env {
 	t.Helper()
 	e := enginetest.New(t, engine.Config{Mode: mode, BaseURL: "http://teamflow.test"})
 	if _, err := e.Service.Bootstrap(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	api := httpapi.New(httpapi.Deps{Engine: e.Service, State: storeState{e}}, httpapi.Config{Version: "test"})
+	cfg.Version = "test"
+	if cfg.Now == nil {
+		cfg.Now = e.Clock.Now
+	}
+	api := httpapi.New(httpapi.Deps{Engine: e.Service, State: storeState{e}}, cfg)
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 	return &Env{Env: e, API: api, URL: srv.URL, t: t}

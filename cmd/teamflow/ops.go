@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/teamflow/teamflow/cluster"
+	"github.com/teamflow/teamflow/httpapi"
+)
+
+// state adapts the node for httpapi: its StateSource, ReadBarrier and
+// NodeOps.
+type state struct{ n *node }
+
+var (
+	_ httpapi.StateSource = state{}
+	_ httpapi.ReadBarrier = state{}
+	_ httpapi.NodeOps     = state{}
+)
+
+func (s state) AppliedIndex() uint64 { return s.n.store.AppliedIndex() }
+
+func (s state) WaitApplied(ctx context.Context, idx uint64) error {
+	if s.n.raft != nil {
+		return s.n.raft.WaitApplied(ctx, idx)
+	}
+	return s.n.store.WaitApplied(ctx, idx)
+}
+
+func (s state) Ready() error { return s.n.Ready() }
+
+// ReadBarrier: raft ReadIndex in a cluster; on one node every acknowledged
+// write is applied already.
+func (s state) ReadBarrier(ctx context.Context) error {
+	if s.n.raft != nil {
+		return s.n.raft.ReadBarrier(ctx)
+	}
+	return s.n.store.Healthy()
+}
+
+func (s state) ClusterStatus(context.Context) (*httpapi.ClusterStatus, error) {
+	n := s.n
+	if n.raft == nil {
+		return &httpapi.ClusterStatus{Mode: "single", Applied: n.store.AppliedIndex(), Ready: n.Ready() == nil}, nil
+	}
+	st := n.raft.Status()
+	out := &httpapi.ClusterStatus{
+		Mode: "cluster", NodeID: st.ID, State: st.State, Leader: st.Leader, Term: st.Term,
+		Commit: st.Commit, Applied: st.Applied, FirstIndex: st.FirstIndex, LastIndex: st.LastIndex,
+		SnapshotIndex: st.SnapshotIndex, Ready: n.Ready() == nil, Removed: st.Removed, Error: st.Err,
+	}
+	for _, m := range st.Members {
+		out.Members = append(out.Members, httpapi.ClusterMember{ID: m.ID, RaftAddr: m.Addr, Learner: m.Learner, Match: m.Match, Active: m.Active})
+	}
+	stats := n.raft.Stats()
+	out.Stats = map[string]uint64{
+		"proposals":           stats.Proposals,
+		"proposals_dropped":   stats.ProposalsDropped,
+		"entries_applied":     stats.EntriesApplied,
+		"read_barriers":       stats.ReadBarriers,
+		"snapshots_sent":      stats.SnapshotsSent,
+		"snapshots_received":  stats.SnapshotsReceived,
+		"snapshots_refused":   stats.SnapshotsRefused,
+		"snapshots_installed": stats.SnapshotsInstalled,
+		"compactions":         stats.Compactions,
+		"leader_changes":      stats.LeaderChanges,
+	}
+	return out, nil
+}
+
+func (s state) AddLearner(ctx context.Context, id uint64, raftAddr string) error {
+	if s.n.raft == nil {
+		return errNotClustered
+	}
+	return s.clusterErr(s.n.raft.AddLearner(ctx, id, raftAddr))
+}
+
+func (s state) Promote(ctx context.Context, id uint64) error {
+	if s.n.raft == nil {
+		return errNotClustered
+	}
+	err := s.n.raft.Promote(ctx, id)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) && s.n.raft.IsLeader() {
+		return &httpapi.OpError{Status: http.StatusConflict, Code: "learner_behind", Detail: err.Error() + "; call promote again"}
+	}
+	return s.clusterErr(err)
+}
+
+func (s state) RemoveMember(ctx context.Context, id uint64) error {
+	if s.n.raft == nil {
+		return errNotClustered
+	}
+	return s.clusterErr(s.n.raft.Remove(ctx, id))
+}
+
+func (s state) WorkspaceHash(_ context.Context, tenant string) (*httpapi.WorkspaceHash, error) {
+	// The applied index is read on both sides of the hash; equal values
+	// mean no entry applied meanwhile, so the hash is the state at it.
+	for {
+		before := s.n.store.AppliedIndex()
+		h, err := s.n.store.TenantHash(tenant)
+		if err != nil {
+			return nil, err
+		}
+		if after := s.n.store.AppliedIndex(); after == before {
+			return &httpapi.WorkspaceHash{Workspace: tenant, Applied: before, Hash: httpapi.HexHash(h)}, nil
+		}
+	}
+}
+
+// OpenBackup pins a snapshot after a read barrier, so the backup holds
+// every write acknowledged (on any node) before the request.
+func (s state) OpenBackup(ctx context.Context) (httpapi.Backup, error) {
+	if err := s.ReadBarrier(ctx); err != nil {
+		return nil, &httpapi.OpError{Status: http.StatusServiceUnavailable, Code: "read_barrier_failed", Detail: "this node could not confirm it is up to date: " + err.Error()}
+	}
+	sn, err := s.n.store.OpenSnapshot()
+	if err != nil {
+		return nil, err
+	}
+	return sn, nil
+}
+
+var errNotClustered = &httpapi.OpError{Status: http.StatusConflict, Code: "not_clustered",
+	Detail: "this node runs alone (no --node-id): there is no membership to change"}
+
+// clusterErr maps the cluster's errors to what the operator sees.
+func (s state) clusterErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	conflict := func(code string) error {
+		return &httpapi.OpError{Status: http.StatusConflict, Code: code, Detail: err.Error()}
+	}
+	switch {
+	case errors.Is(err, cluster.ErrNotLeader):
+		st := s.n.raft.Status()
+		d := map[string]any{"leader": st.Leader}
+		for _, m := range st.Members {
+			if m.ID == st.Leader {
+				d["leader_raft_addr"] = m.Addr
+			}
+		}
+		return &httpapi.OpError{Status: http.StatusConflict, Code: "not_leader",
+			Detail: "membership changes run on the leader; send this to the leader's HTTP address", Details: d}
+	case errors.Is(err, cluster.ErrIDRemoved):
+		return conflict("node_id_removed")
+	case errors.Is(err, cluster.ErrMember):
+		return conflict("already_member")
+	case errors.Is(err, cluster.ErrNotMember):
+		return conflict("not_member")
+	case errors.Is(err, cluster.ErrConfChangeRefused):
+		return conflict("membership_change_refused")
+	case errors.Is(err, cluster.ErrConfChangePending):
+		return conflict("membership_change_pending")
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, cluster.ErrNoLeader):
+		return &httpapi.OpError{Status: http.StatusServiceUnavailable, Code: "unavailable", Detail: err.Error()}
+	}
+	var oe *httpapi.OpError
+	if errors.As(err, &oe) {
+		return err
+	}
+	return &httpapi.OpError{Status: http.StatusBadRequest, Code: "membership_change_failed", Detail: err.Error()}
+}

@@ -1,0 +1,328 @@
+package engine
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+	"github.com/teamflow/teamflow/storage"
+)
+
+// TOTP (RFC 6238): 30-second steps, 6 digits, SHA-1 (what authenticator
+// apps accept), codes valid one step either side, each step usable once.
+const (
+	totpPeriod        = 30
+	mfaTokenTTL       = 5 * time.Minute
+	maxMFAFailures    = 5                // then the second factor pauses…
+	mfaLockDuration   = 30 * time.Minute // …for this long: at most 240 guesses a day
+	recoveryCodeCount = 10
+	defaultGraceDays  = 7
+)
+
+type mfaConfig struct {
+	Secret        string   `json:"secret,omitempty"`         // base32; the record's key ID says how it is stored
+	PendingSecret string   `json:"pending_secret,omitempty"` // during enrolment
+	EnabledAt     int64    `json:"enabled_at,omitempty"`
+	LastStep      int64    `json:"last_step,omitempty"` // the last time step accepted: a code works once
+	RecoveryHash  []string `json:"recovery_hashes,omitempty"`
+}
+
+// mfaChallenge is a password that checked out, waiting for its second
+// factor. It is stored under the token's hash and used once.
+type mfaChallenge struct {
+	UserID    string `json:"user_id"`
+	Method    string `json:"method"`
+	ExpiresAt int64  `json:"expires_at"`
+	Attempts  int    `json:"attempts"`
+}
+
+func kMFAChallenge(hash string) storage.Key { return storage.K("mfat", hash) }
+
+// mfaDeadline says when an Owner or Admin without a second factor must
+// have one; ok is false when none is required of this account.
+func (s *Service) mfaDeadline(tenant string, u *userRecord) (time.Time, bool, error) {
+	if !u.Role.isAdmin() || u.MFA.EnabledAt != 0 {
+		return time.Time{}, false, nil
+	}
+	_, v := s.tenant(tenant)
+	ws, _, err := getRecord[workspaceRecord](v, kWorkspace)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	grace := defaultGraceDays
+	if ws.MFAGraceDays != nil {
+		grace = *ws.MFAGraceDays
+	}
+	since := u.MFASince
+	if since == 0 {
+		since = u.CreatedAt
+	}
+	return time.UnixMilli(since).UTC().Add(time.Duration(grace) * 24 * time.Hour), true, nil
+}
+
+// mfaEnrolmentOnly reports whether the account may reach only enrolment.
+func (s *Service) mfaEnrolmentOnly(tenant string, u *userRecord) (bool, error) {
+	deadline, ok, err := s.mfaDeadline(tenant, u)
+	if err != nil || !ok {
+		return false, err
+	}
+	return !s.now().Before(deadline), nil
+}
+
+// TOTPEnrolment is what an authenticator app needs.
+type TOTPEnrolment struct {
+	Secret     string `json:"secret" doc:"Base32 secret, for apps that cannot scan"`
+	OTPAuthURL string `json:"otpauth_url" doc:"otpauth:// URL to show as a QR code"`
+}
+
+// BeginTOTP starts enrolment: a new secret, pending until a code from it is
+// confirmed. It asks for the password again (a second factor is a
+// sensitive change).
+func (s *Service) BeginTOTP(ctx context.Context, p Principal, password string) (*TOTPEnrolment, error) {
+	u, err := s.reauthenticate(ctx, p, password)
+	if err != nil {
+		return nil, err
+	}
+	ws, err := s.GetWorkspace(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	key, err := totp.Generate(totp.GenerateOpts{Issuer: "TeamFlow " + ws.Name, AccountName: u.Email, Period: totpPeriod, Algorithm: otp.AlgorithmSHA1, Digits: otp.DigitsSix})
+	if err != nil {
+		return nil, fmt.Errorf("engine: totp key: %w", err)
+	}
+	if err := s.updateUser(ctx, p, "mfa.begin", func(u *userRecord) error {
+		u.MFA.PendingSecret = key.Secret()
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return &TOTPEnrolment{Secret: key.Secret(), OTPAuthURL: key.URL()}, nil
+}
+
+// ConfirmTOTP turns the pending secret on with a code from it, and returns
+// one-time recovery codes (shown once; only their hashes are kept).
+func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, code string) ([]string, error) {
+	codes := make([]string, recoveryCodeCount)
+	hashes := make([]string, recoveryCodeCount)
+	for i := range codes {
+		codes[i] = recoveryCode()
+		hashes[i] = hashToken(normalizeRecovery(codes[i]))
+	}
+	err := s.updateUser(ctx, p, "mfa.enrol", func(u *userRecord) error {
+		if u.MFA.PendingSecret == "" {
+			return invalid("code", "no_enrolment", "start enrolment first (POST /api/v1/me/mfa/totp)")
+		}
+		step, ok := s.totpStep(u.MFA.PendingSecret, code, 0)
+		if !ok {
+			return invalid("code", "invalid_code", "that code does not match; check the time on your device")
+		}
+		u.MFA = mfaConfig{Secret: u.MFA.PendingSecret, EnabledAt: s.now().UnixMilli(), LastStep: step, RecoveryHash: hashes}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return codes, nil
+}
+
+// DisableMFA turns the second factor off, after the password and a code.
+func (s *Service) DisableMFA(ctx context.Context, p Principal, password, code string) error {
+	if _, err := s.reauthenticate(ctx, p, password); err != nil {
+		return err
+	}
+	return s.updateUser(ctx, p, "mfa.disable", func(u *userRecord) error {
+		if u.MFA.EnabledAt == 0 {
+			return nil
+		}
+		step, ok := s.totpStep(u.MFA.Secret, code, u.MFA.LastStep)
+		if !ok {
+			return &Error{Code: "invalid_code", Field: "code", Message: "that code does not match", Err: ErrForbidden}
+		}
+		_ = step
+		u.MFA = mfaConfig{}
+		u.MFASince = s.now().UnixMilli()
+		return nil
+	})
+}
+
+// totpStep checks a code against secret at the current time ±1 step and
+// returns the step it matched; a step at or before last is refused (a code
+// works once, RFC 6238 §5.2).
+func (s *Service) totpStep(secret, code string, last int64) (int64, bool) {
+	code = strings.TrimSpace(code)
+	if len(code) != 6 || strings.Trim(code, "0123456789") != "" {
+		return 0, false
+	}
+	now := s.now()
+	cur := now.Unix() / totpPeriod
+	for _, step := range []int64{cur - 1, cur, cur + 1} {
+		if step <= last {
+			continue
+		}
+		want, err := totp.GenerateCodeCustom(secret, time.Unix(step*totpPeriod, 0), totp.ValidateOpts{Period: totpPeriod, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+		if err == nil && subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 {
+			return step, true
+		}
+	}
+	return 0, false
+}
+
+func recoveryCode() string {
+	// 10 random bytes in Crockford-like base32 groups: xxxxx-xxxxx-xxxxx-x.
+	t := strings.ToLower(strings.TrimRight(base32NoPad(randomBytes(10)), "="))
+	return t[:5] + "-" + t[5:10] + "-" + t[10:]
+}
+
+func normalizeRecovery(c string) string {
+	return strings.ToLower(strings.NewReplacer("-", "", " ", "").Replace(strings.TrimSpace(c)))
+}
+
+// startMFA records a challenge for a user whose password (or magic link)
+// checked out, and returns its token.
+func (s *Service) startMFA(ctx context.Context, tenant string, u *userRecord, method string) (*LoginResult, error) {
+	token := "tfm_" + strings.ReplaceAll(tenant, "-", "") + "_" + randomToken(32)
+	log, _ := s.tenant(tenant)
+	_, err := s.commit(ctx, log, func() (*change, error) {
+		ch := s.newChange(tenant, "auth.mfa_challenge", u.ID)
+		ch.put(kMFAChallenge(hashToken(token)), mfaChallenge{UserID: u.ID, Method: method, ExpiresAt: s.now().Add(mfaTokenTTL).UnixMilli()}, 1)
+		return ch, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &LoginResult{MFARequired: true, MFAToken: token, Tenant: tenant, UserID: u.ID}, nil
+}
+
+var errMFA = &Error{Code: "invalid_mfa", Message: "the code is not valid, or the sign-in expired; sign in again", Err: ErrUnauthenticated}
+
+// CompleteMFA finishes a sign-in with a TOTP code or a recovery code. A
+// code is accepted once; after repeated wrong codes the second factor pauses.
+func (s *Service) CompleteMFA(ctx context.Context, mfaToken, code, recovery string, ci ClientInfo) (*LoginResult, error) {
+	tenant, ok := refreshTenant(strings.Replace(mfaToken, "tfm_", "tfr_", 1))
+	if !ok || !strings.HasPrefix(mfaToken, "tfm_") {
+		return nil, errMFA
+	}
+	if _, err := s.workspaceRecord(tenant); err != nil {
+		return nil, errMFA
+	}
+	log, v := s.tenant(tenant)
+	key := kMFAChallenge(hashToken(mfaToken))
+	var out *Tokens
+	var userID string
+	var failed bool
+	_, err := s.commit(ctx, log, func() (*change, error) {
+		failed = false
+		chal, crec, err := getRecord[mfaChallenge](v, key)
+		if err != nil || s.now().UnixMilli() >= chal.ExpiresAt {
+			return nil, errMFA
+		}
+		u, urec, err := getRecord[userRecord](v, kUser(chal.UserID))
+		if err != nil || u.Status != StatusActive || u.MFA.EnabledAt == 0 {
+			return nil, errMFA
+		}
+		now := s.now()
+		ch := s.newChange(tenant, "auth.mfa", u.ID)
+		ch.expect(key, crec.Version)
+		ch.expect(kUser(u.ID), urec.Version)
+		if u.MFALockedTill > now.UnixMilli() {
+			return nil, errMFA
+		}
+		accepted := false
+		switch {
+		case recovery != "":
+			h := hashToken(normalizeRecovery(recovery))
+			for i, rh := range u.MFA.RecoveryHash {
+				if subtle.ConstantTimeCompare([]byte(rh), []byte(h)) == 1 {
+					u.MFA.RecoveryHash = append(append([]string{}, u.MFA.RecoveryHash[:i]...), u.MFA.RecoveryHash[i+1:]...)
+					accepted = true
+					break
+				}
+			}
+		default:
+			if step, ok := s.totpStep(u.MFA.Secret, code, u.MFA.LastStep); ok {
+				u.MFA.LastStep = step
+				accepted = true
+			}
+		}
+		if !accepted {
+			failed = true
+			u.FailedMFA++
+			if u.FailedMFA >= maxMFAFailures {
+				u.FailedMFA = 0
+				u.MFALockedTill = now.Add(mfaLockDuration).UnixMilli()
+			}
+			chal.Attempts++
+			if chal.Attempts >= maxMFAFailures {
+				ch.del(key)
+			} else {
+				ch.put(key, chal, crec.Version+1)
+			}
+			ch.put(kUser(u.ID), u, urec.Version+1)
+			return ch, nil
+		}
+		u.FailedMFA = 0
+		ch.put(kUser(u.ID), u, urec.Version+1)
+		ch.del(key)
+		userID = u.ID
+		out, err = s.newSession(ch, tenant, u.ID, chal.Method+"+totp", ci)
+		return ch, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if failed {
+		return nil, errMFA
+	}
+	return &LoginResult{Tokens: out, Tenant: tenant, UserID: userID}, nil
+}
+
+// reauthenticate checks the caller's password again before a sensitive
+// change (a second factor, an email).
+func (s *Service) reauthenticate(ctx context.Context, p Principal, password string) (*userRecord, error) {
+	_, v := s.tenant(p.Tenant)
+	u, _, err := getRecord[userRecord](v, kUser(p.UserID))
+	if err != nil {
+		return nil, err
+	}
+	ok, err := s.checkPassword(ctx, password, u.PasswordHash)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, &Error{Code: "invalid_credentials", Field: "password", Message: "the password is not correct", Err: ErrForbidden}
+	}
+	return u, nil
+}
+
+// updateUser changes the caller's own account record under a precondition.
+func (s *Service) updateUser(ctx context.Context, p Principal, kind string, fn func(*userRecord) error) error {
+	if p.Operator || p.UserID == "" {
+		return forbidden("this is an account action")
+	}
+	log, v := s.tenant(p.Tenant)
+	_, err := s.commit(ctx, log, func() (*change, error) {
+		u, rec, err := getRecord[userRecord](v, kUser(p.UserID))
+		if err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil, notFound("account")
+			}
+			return nil, err
+		}
+		if err := fn(u); err != nil {
+			return nil, err
+		}
+		u.UpdatedAt = s.now().UnixMilli()
+		ch := s.newChange(p.Tenant, kind, p.actor())
+		ch.expect(kUser(u.ID), rec.Version)
+		ch.put(kUser(u.ID), u, rec.Version+1)
+		s.audit(ctx, ch, auditInput{Action: kind, TargetKind: "member", TargetID: u.ID})
+		return ch, nil
+	})
+	return err
+}
