@@ -79,7 +79,7 @@ export async function startServer({ bin = process.env.TEAMFLOW_BIN, deadlineMs =
       await new Promise((r) => setTimeout(r, 50));
     }
   };
-  return { url, port, stop, output: () => output, waitForOutput };
+  return { url, port, data, stop, output: () => output, waitForOutput };
 }
 
 export const CHROMIUM_ARGS = [

@@ -1,5 +1,7 @@
-// The UI's end-to-end test: a real `teamflow serve --mode cloud` and headless
-// Chromium. One story, step by step: sign up → sign out and in → create a
+// The UI's end-to-end test: a real `teamflow serve --mode cloud` (no mail) and
+// headless Chromium. Account security (2FA, sessions, API keys, mail flows,
+// audit log) is in security.mjs; `npm run e2e` runs both (all.mjs).
+// One story, step by step: sign up → sign out and in → create a
 // project → add tasks → drag a card by pointer and by keyboard → invite a
 // teammate who accepts in a second browser → open a task, edit it, comment
 // with an @mention → reload and find everything kept → conflicts, plan
@@ -106,6 +108,25 @@ await steps.step("sign out, then sign in with workspace, email and password", as
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("heading", { name: "My tasks" }).waitFor();
   await page.getByText("Nothing is assigned to you").waitFor();
+});
+
+await steps.step("without mail on the server, the mail options explain themselves and then hide (axe)", async () => {
+  const c = await browser.newContext({ baseURL: base, viewport });
+  const p = await c.newPage();
+  p.setDefaultTimeout(10_000);
+  p.on("pageerror", (e) => pageErrors.push(e.message));
+  await p.goto(`/signin?workspace=${owner.slug}`);
+  await p.getByLabel("Email", { exact: true }).fill(owner.email);
+  await p.getByRole("link", { name: "Forgot your password?" }).click();
+  await p.getByRole("heading", { name: "Reset your password" }).waitFor();
+  await axeCheck(p, "forgot password");
+  await p.getByRole("button", { name: "Email me a reset link" }).click();
+  await p.getByText("This installation sends no email, so a password cannot be reset by mail").waitFor();
+  await p.getByRole("link", { name: "Back to sign-in" }).click();
+  await p.getByRole("heading", { name: "Sign in" }).waitFor();
+  expect((await p.getByRole("button", { name: "Email me a sign-in link" }).count()) === 0, "no sign-in link option without mail");
+  expect((await p.getByRole("link", { name: "Forgot your password?" }).count()) === 0, "no reset option without mail");
+  await c.close();
 });
 
 await steps.step("home shows the onboarding checklist (axe)", async () => {

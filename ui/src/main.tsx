@@ -3,6 +3,7 @@ import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { BrowserRouter } from "react-router";
 import { ApiError } from "./api/client";
+import { AppProblems } from "./components/AppProblems";
 import { ToastProvider } from "./components/toast";
 import { applyRememberedBranding } from "./lib/brand";
 import { AppRoutes, preloadAllScreens, preloadRoute } from "./routes";
@@ -22,7 +23,7 @@ const queryClient = new QueryClient({
 
 applyRememberedBranding();
 
-const PUBLIC = /^\/(signin|signup|setup|invite)(\/|$)/;
+const PUBLIC = /^\/(signin|signup|setup|invite|forgot-password|reset-password|magic-link|verify-email)(\/|$)/;
 if (!PUBLIC.test(location.pathname)) preloadRoute(location.pathname, queryClient);
 
 createRoot(document.getElementById("root")!).render(
@@ -30,6 +31,7 @@ createRoot(document.getElementById("root")!).render(
     <QueryClientProvider client={queryClient}>
       <BrowserRouter>
         <ToastProvider>
+          <AppProblems />
           <AppRoutes />
         </ToastProvider>
       </BrowserRouter>

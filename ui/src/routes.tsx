@@ -30,8 +30,14 @@ const People = lazyWithPreload(() => import("./screens/People"));
 const Settings = lazyWithPreload(() => import("./screens/Settings"));
 const Profile = lazyWithPreload(() => import("./screens/Profile"));
 const Trash = lazyWithPreload(() => import("./screens/Trash"));
+const Audit = lazyWithPreload(() => import("./screens/Audit"));
+const EnrolRequired = lazyWithPreload(() => import("./screens/EnrolRequired"));
+const ForgotPassword = lazyWithPreload<object>(() => import("./screens/AccountLinks").then((m) => ({ default: m.ForgotPassword })));
+const ResetPassword = lazyWithPreload<object>(() => import("./screens/AccountLinks").then((m) => ({ default: m.ResetPassword })));
+const MagicLink = lazyWithPreload<object>(() => import("./screens/AccountLinks").then((m) => ({ default: m.MagicLink })));
+const VerifyEmail = lazyWithPreload<object>(() => import("./screens/AccountLinks").then((m) => ({ default: m.VerifyEmail })));
 
-const SCREENS = [Home, Projects, ProjectFrame, Board, ListView, ProjectActivity, TaskDetail, MyTasks, Activity, People, Settings, Profile, Trash];
+const SCREENS = [Home, Projects, ProjectFrame, Board, ListView, ProjectActivity, TaskDetail, MyTasks, Activity, People, Settings, Profile, Trash, Audit];
 
 /**
  * Starts loading what the screen at path needs — its code and its data — at
@@ -60,7 +66,7 @@ export function preloadRoute(path: string, qc: QueryClient): void {
     void qc.prefetchQuery({ queryKey: keys.task(id), queryFn: () => api<Task>(`/tasks/${encodeURIComponent(id)}`) });
     return;
   }
-  const screen = { "/": Home, "/projects": Projects, "/my-tasks": MyTasks, "/activity": Activity, "/people": People, "/settings": Settings, "/profile": Profile, "/trash": Trash }[path];
+  const screen = { "/": Home, "/projects": Projects, "/my-tasks": MyTasks, "/activity": Activity, "/people": People, "/settings": Settings, "/profile": Profile, "/trash": Trash, "/audit": Audit, "/enrol-2fa": EnrolRequired }[path];
   void screen?.preload();
 }
 
@@ -88,6 +94,20 @@ export function AppRoutes() {
       <Route path="/signup" element={<Lazy><Signup /></Lazy>} />
       <Route path="/setup" element={<Lazy><Setup /></Lazy>} />
       <Route path="/invite/:token" element={<Lazy><InviteAccept /></Lazy>} />
+      <Route path="/forgot-password" element={<Lazy><ForgotPassword /></Lazy>} />
+      <Route path="/reset-password" element={<Lazy><ResetPassword /></Lazy>} />
+      <Route path="/magic-link" element={<Lazy><MagicLink /></Lazy>} />
+      <Route path="/verify-email" element={<Lazy><VerifyEmail /></Lazy>} />
+      <Route
+        path="/enrol-2fa"
+        element={
+          <RequireSession enrolment>
+            <Lazy>
+              <EnrolRequired />
+            </Lazy>
+          </RequireSession>
+        }
+      />
       <Route
         element={
           <RequireSession>
@@ -110,6 +130,7 @@ export function AppRoutes() {
         <Route path="settings" element={<Lazy><Settings /></Lazy>} />
         <Route path="profile" element={<Lazy><Profile /></Lazy>} />
         <Route path="trash" element={<Lazy><Trash /></Lazy>} />
+        <Route path="audit" element={<Lazy><Audit /></Lazy>} />
         <Route path="*" element={<NotFound />} />
       </Route>
     </Routes>

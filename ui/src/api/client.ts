@@ -5,6 +5,11 @@
 // readable tf_csrf cookie in X-CSRF-Token (double submit). A 401 with code
 // invalid_token triggers one POST /auth/refresh and a retry; if that fails
 // the app is told the session is over (see onSessionEnded).
+//
+// Two answers concern the whole app rather than one screen, so listeners
+// hear about them wherever they happen: 429 rate_limited (with Retry-After:
+// a toast says how long to wait) and 403 mfa_enrolment_required (an Owner
+// or Admin past the second-factor grace period: the app goes to enrolment).
 
 export const API_BASE = "/api/v1";
 
@@ -33,8 +38,10 @@ export class ApiError extends Error {
   readonly errors: ProblemDetail[];
   readonly details?: Record<string, unknown>;
   readonly requestId?: string;
+  /** Seconds to wait before trying again (429 Retry-After). */
+  readonly retryAfter?: number;
 
-  constructor(p: Problem) {
+  constructor(p: Problem & { retry_after?: number }) {
     super(p.detail || p.title || p.code || `HTTP ${p.status}`);
     this.name = "ApiError";
     this.status = p.status;
@@ -43,6 +50,7 @@ export class ApiError extends Error {
     this.errors = p.errors ?? [];
     this.details = p.details;
     this.requestId = p.request_id;
+    this.retryAfter = p.retry_after;
   }
 
   /** Errors by input name: "email", "work_hours.start", "tags[0]"…, plus "" for the form. */
@@ -60,6 +68,40 @@ export class ApiError extends Error {
   get isPlanLimit(): boolean {
     return this.code === "plan_limit_reached";
   }
+
+  /** The plan lacks a feature (details {feature, plan}). */
+  get isPlanFeature(): boolean {
+    return this.code === "plan_feature_unavailable";
+  }
+
+  get isRateLimited(): boolean {
+    return this.status === 429 || this.code === "rate_limited";
+  }
+}
+
+/**
+ * Retry-After as seconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3).
+ * Unknown or past values give undefined.
+ */
+export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Math.max(1, parseInt(v, 10));
+  const t = Date.parse(v);
+  if (isNaN(t)) return undefined;
+  const secs = Math.ceil((t - now) / 1000);
+  return secs > 0 ? secs : undefined;
+}
+
+/** "45 seconds", "2 minutes", "1 hour 5 minutes": a wait, for people. */
+export function formatWait(seconds: number): string {
+  const s = Math.max(1, Math.ceil(seconds));
+  if (s < 60) return `${s} second${s === 1 ? "" : "s"}`;
+  const m = Math.ceil(s / 60);
+  if (m < 60) return `${m} minute${m === 1 ? "" : "s"}`;
+  const h = Math.floor(m / 60);
+  const rest = m % 60;
+  return `${h} hour${h === 1 ? "" : "s"}${rest ? ` ${rest} minute${rest === 1 ? "" : "s"}` : ""}`;
 }
 
 /** "body.workspace_slug" → "workspace_slug"; "query.tag" → "tag". */
@@ -104,6 +146,20 @@ export function buildUrl(path: string, query?: RequestOptions["query"]): string 
 
 type Listener = () => void;
 const sessionEndedListeners = new Set<Listener>();
+const problemListeners = new Set<(e: ApiError) => void>();
+
+/**
+ * Hears every rate_limited and mfa_enrolment_required answer, whichever
+ * request got it (the request's caller still gets the error too).
+ */
+export function onAppProblem(fn: (e: ApiError) => void): () => void {
+  problemListeners.add(fn);
+  return () => problemListeners.delete(fn);
+}
+
+function announce(e: ApiError) {
+  if (e.isRateLimited || e.code === "mfa_enrolment_required") problemListeners.forEach((fn) => fn(e));
+}
 
 /** Called when the session cannot be refreshed: the app goes to sign-in. */
 export function onSessionEnded(fn: Listener): () => void {
@@ -136,8 +192,11 @@ export function refreshSession(fetchImpl: typeof fetch = fetch, csrfAtRequest?: 
           credentials: "same-origin",
           headers: { "X-CSRF-Token": readCookie("tf_csrf"), Accept: "application/json" },
         });
+        // Too many requests says nothing about the session: wait, do not sign out.
+        if (res.status === 429) throw new ApiError(await toProblem(res));
         return res.ok;
-      } catch {
+      } catch (e) {
+        if (e instanceof ApiError) throw e;
         return false;
       }
     };
@@ -149,15 +208,16 @@ export function refreshSession(fetchImpl: typeof fetch = fetch, csrfAtRequest?: 
   return refreshing;
 }
 
-async function toProblem(res: Response): Promise<Problem> {
+async function toProblem(res: Response): Promise<Problem & { retry_after?: number }> {
   const text = await res.text().catch(() => "");
+  const retry_after = res.status === 429 || res.status === 503 ? parseRetryAfter(res.headers.get("Retry-After")) : undefined;
   try {
     const p = JSON.parse(text) as Problem;
-    if (p && typeof p === "object") return { ...p, status: p.status || res.status, code: p.code || "error" };
+    if (p && typeof p === "object") return { ...p, status: p.status || res.status, code: p.code || (res.status === 429 ? "rate_limited" : "error"), retry_after };
   } catch {
     /* not JSON */
   }
-  return { status: res.status, code: res.status >= 500 ? "internal_error" : "error", detail: text || res.statusText };
+  return { status: res.status, code: res.status === 429 ? "rate_limited" : res.status >= 500 ? "internal_error" : "error", detail: text || res.statusText, retry_after };
 }
 
 export interface ApiResponse<T> {
@@ -194,7 +254,13 @@ export async function requestRaw<T>(path: string, opts: RequestOptions = {}, fet
   if (res.status === 401 && !opts.noRefresh) {
     const p = await toProblem(res);
     if (p.code === "invalid_token" || p.code === "unauthenticated") {
-      const ok = await refreshSession(fetchImpl, csrfAtRequest);
+      let ok: boolean;
+      try {
+        ok = await refreshSession(fetchImpl, csrfAtRequest);
+      } catch (e) {
+        if (e instanceof ApiError) announce(e);
+        throw e;
+      }
       if (ok) return requestRaw<T>(path, { ...opts, noRefresh: true }, fetchImpl);
       if (hadSession) {
         hadSession = false;
@@ -203,7 +269,11 @@ export async function requestRaw<T>(path: string, opts: RequestOptions = {}, fet
     }
     throw new ApiError(p);
   }
-  if (!res.ok) throw new ApiError(await toProblem(res));
+  if (!res.ok) {
+    const err = new ApiError(await toProblem(res));
+    announce(err);
+    throw err;
+  }
   if (!opts.noRefresh) hadSession = true;
   const etag = res.headers.get("ETag");
   if (res.status === 204) return { data: undefined as T, etag, status: res.status };

@@ -3,7 +3,7 @@
 import { useQuery, useQueryClient, type QueryClient } from "@tanstack/react-query";
 import { useMemo } from "react";
 import { api, fetchAll, type Page } from "./client";
-import type { Me, Member, PlanInfo, Project, SetupStatus, Workspace } from "./types";
+import type { Me, Member, Plan, PlanInfo, Project, SetupStatus, Workspace } from "./types";
 
 export const keys = {
   setup: ["setup"] as const,
@@ -25,6 +25,10 @@ export const keys = {
   activity: ["activity", "workspace"] as const,
   trash: ["trash"] as const,
   onboarding: ["onboarding"] as const,
+  sessions: ["sessions"] as const,
+  apiKeys: ["api-keys"] as const,
+  audit: ["audit"] as const,
+  plans: ["plans"] as const,
 };
 
 export function useSetupStatus() {
@@ -41,6 +45,11 @@ export function useWorkspace() {
 
 export function usePlan() {
   return useQuery({ queryKey: keys.plan, queryFn: () => api<PlanInfo>("/workspace/plan"), staleTime: 30_000 });
+}
+
+/** The plan catalogue (public): which plans have which features. */
+export function usePlans() {
+  return useQuery({ queryKey: keys.plans, queryFn: () => api<{ items: Plan[] }>("/plans").then((r) => r.items), staleTime: 10 * 60_000 });
 }
 
 export function useMembers() {

@@ -28,6 +28,8 @@ export interface Workspace {
   work_hours: WorkHours;
   branding: Branding;
   plan: string;
+  /** Days Owners and Admins may work without a second factor (0: at once). */
+  mfa_grace_days?: number;
   created_at: string;
   updated_at: string;
   version: number;
@@ -63,6 +65,11 @@ export interface NotificationPrefs {
 export interface Me extends Member {
   workspace_id: string;
   notifications: NotificationPrefs;
+  /** False until the address is confirmed (always true where the server sends no mail). */
+  email_verified?: boolean;
+  mfa_enabled?: boolean;
+  /** Owners and Admins without a second factor: from then on, only enrolment is reachable. */
+  mfa_required_by?: string;
 }
 
 export interface Status {
@@ -183,6 +190,7 @@ export interface Plan {
   ai_updates_per_month: number;
   custom_workflows: boolean;
   sso: boolean;
+  audit_log?: boolean;
   support: string;
   sla: string;
 }
@@ -209,4 +217,50 @@ export interface SessionBody {
 export interface Created extends SessionBody {
   workspace: Workspace;
   owner: Member;
+}
+
+export interface TOTPEnrolment {
+  secret: string;
+  otpauth_url: string;
+}
+
+export interface SessionInfo {
+  id: string;
+  /** password, magic_link, … with +totp when a second factor was used */
+  method: string;
+  user_agent: string;
+  ip: string;
+  created_at: string;
+  last_seen_at: string;
+  expires_at: string;
+  current: boolean;
+}
+
+export type ApiScope = "read" | "write";
+
+export interface ApiKey {
+  id: string;
+  name: string;
+  scopes: ApiScope[];
+  projects: string[] | null;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  /** Only in the answer that created it. */
+  token?: string;
+}
+
+export interface AuditEntry {
+  seq: number;
+  action: string;
+  actor: string;
+  workspace: string;
+  target_kind?: string;
+  target_id?: string;
+  outcome: "success" | "failure" | "denied";
+  at: string;
+  request_id?: string;
+  ip?: string;
+  detail?: Record<string, unknown>;
+  hash: string;
 }

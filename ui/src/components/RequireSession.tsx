@@ -3,10 +3,16 @@ import { useEffect, type ReactNode } from "react";
 import { Navigate, useLocation, useNavigate } from "react-router";
 import { ApiError, onSessionEnded } from "../api/client";
 import { clearSession, useMe } from "../api/queries";
+import { mfaState } from "../lib/mfa";
+import { enrolUrl } from "./AppProblems";
 import { ErrorState, Loading } from "./ui";
 
-/** Renders its children for a signed-in user; sends everyone else to sign-in. */
-export function RequireSession({ children }: { children: ReactNode }) {
+/**
+ * Renders its children for a signed-in user; sends everyone else to sign-in,
+ * and an Owner or Admin past the second-factor deadline to enrolment (unless
+ * this is the enrolment screen).
+ */
+export function RequireSession({ children, enrolment = false }: { children: ReactNode; enrolment?: boolean }) {
   const me = useMe();
   const loc = useLocation();
   const nav = useNavigate();
@@ -29,5 +35,6 @@ export function RequireSession({ children }: { children: ReactNode }) {
     }
     return <ErrorState error={me.error} retry={() => me.refetch()} />;
   }
+  if (!enrolment && mfaState(me.data).kind === "due") return <Navigate to={enrolUrl(next)} replace />;
   return <>{children}</>;
 }

@@ -10,6 +10,7 @@ import { clearSession, useMe, useWorkspace } from "../api/queries";
 import { enabled, type Feature } from "../features";
 import { applyBranding } from "../lib/brand";
 import { Avatar } from "./ui";
+import { SecurityBanners } from "./SecurityBanners";
 import { useToast } from "./toast";
 
 interface NavItem {
@@ -30,7 +31,25 @@ export const NAV: NavItem[] = [
   { to: "/people", label: "People" },
   { to: "/trash", label: "Trash" },
   { to: "/settings", label: "Workspace settings", adminOnly: true },
+  { to: "/audit", label: "Audit log", adminOnly: true },
 ];
+
+/** Ends this session and goes to sign-in. */
+export function useSignOut() {
+  const nav = useNavigate();
+  const qc = useQueryClient();
+  const { toastError } = useToast();
+  return async function signOut() {
+    try {
+      await api("/auth/logout", { method: "POST" });
+    } catch (e) {
+      toastError(e, "sign out");
+    }
+    clearSession(qc);
+    applyBranding(null);
+    nav("/signin", { replace: true });
+  };
+}
 
 export function Shell() {
   const me = useMe();
@@ -38,8 +57,7 @@ export function Shell() {
   const [menuOpen, setMenuOpen] = useState(false);
   const loc = useLocation();
   const nav = useNavigate();
-  const qc = useQueryClient();
-  const { toastError } = useToast();
+  const signOut = useSignOut();
   const isAdmin = me.data?.role === "owner" || me.data?.role === "admin";
 
   useEffect(() => {
@@ -55,17 +73,6 @@ export function Shell() {
   useEffect(() => {
     document.title = ws.data ? `${ws.data.name} · TeamFlow` : "TeamFlow";
   }, [ws.data]);
-
-  async function signOut() {
-    try {
-      await api("/auth/logout", { method: "POST" });
-    } catch (e) {
-      toastError(e, "sign out");
-    }
-    clearSession(qc);
-    applyBranding(null);
-    nav("/signin", { replace: true });
-  }
 
   const items = NAV.filter((i) => (!i.feature || enabled(i.feature)) && (!i.adminOnly || isAdmin));
   const logo = ws.data?.branding.logo_url;
@@ -100,6 +107,7 @@ export function Shell() {
                   {me.data.email} · {me.data.role}
                 </DropdownMenu.Label>
                 <DropdownMenu.Item onSelect={() => nav("/profile")}>Profile</DropdownMenu.Item>
+                <DropdownMenu.Item onSelect={() => nav("/profile#security")}>Security</DropdownMenu.Item>
                 <DropdownMenu.Item onSelect={signOut}>Sign out</DropdownMenu.Item>
               </DropdownMenu.Content>
             </DropdownMenu.Portal>
@@ -118,6 +126,7 @@ export function Shell() {
         </ul>
       </nav>
       <main id="main" className="main" tabIndex={-1}>
+        {me.data && <SecurityBanners me={me.data} workspaceName={ws.data?.name} />}
         <Outlet />
       </main>
     </div>

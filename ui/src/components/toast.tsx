@@ -3,7 +3,7 @@
 import * as Toast from "@radix-ui/react-toast";
 import { createContext, useCallback, useContext, useMemo, useState, type ReactNode } from "react";
 import { Link } from "react-router";
-import { ApiError } from "../api/client";
+import { ApiError, formatWait } from "../api/client";
 
 export interface ToastInput {
   title: string;
@@ -39,6 +39,7 @@ export function describeError(err: unknown, what?: string): ToastInput {
       return { variant: "error", title: "Changed by someone else", description: "It was updated elsewhere since you opened it. The latest version is shown; please apply your change again." };
     }
     if (err.code === "network") return { variant: "error", title: "Offline?", description: err.message };
+    if (err.isRateLimited) return { variant: "error", title: "Too many requests", description: err.retryAfter ? `Please wait ${formatWait(err.retryAfter)} and try again.` : "Please wait a moment and try again." };
     return { variant: "error", title: what ? `Could not ${what}` : "Something went wrong", description: err.message };
   }
   return { variant: "error", title: what ? `Could not ${what}` : "Something went wrong" };

@@ -3,7 +3,7 @@
 import * as Dialog from "@radix-ui/react-dialog";
 import { useId, type ReactNode, type InputHTMLAttributes, type SelectHTMLAttributes } from "react";
 import { Link } from "react-router";
-import { ApiError } from "../api/client";
+import { ApiError, formatWait } from "../api/client";
 import { initials } from "../lib/format";
 
 export function Spinner({ label = "Loading" }: { label?: string }) {
@@ -114,6 +114,13 @@ export function FormError({ error, fields }: { error: unknown; fields?: string[]
   if (!error) return null;
   if (!(error instanceof ApiError)) return <div className="form-error" role="alert">Something went wrong. Please try again.</div>;
   if (error.isPlanLimit) return <PlanLimitHint error={error} />;
+  if (error.isRateLimited) {
+    return (
+      <div className="form-error" role="alert">
+        Too many attempts. {error.retryAfter ? `Please wait ${formatWait(error.retryAfter)} and try again.` : "Please wait a moment and try again."}
+      </div>
+    );
+  }
   const fe = error.fieldErrors();
   // Field errors shown next to their inputs are not repeated here.
   const shownElsewhere = fields && Object.keys(fe).some((k) => fields.includes(k));

@@ -3,8 +3,9 @@ import { useEffect, useRef, useState, type FormEvent } from "react";
 import { useSearchParams } from "react-router";
 import { api, ApiError, type Page } from "../api/client";
 import { keys, useMe, useMembers, usePlan } from "../api/queries";
-import { ROLES, type Invitation, type Member, type Role } from "../api/types";
+import { ROLES, type Invitation, type Me, type Member, type Role } from "../api/types";
 import { useToast } from "../components/toast";
+import { UnverifiedNotice } from "../components/SecurityBanners";
 import { Avatar, ErrorState, Field, FormError, Loading, Modal, SelectField } from "../components/ui";
 import { formatDateTime } from "../lib/format";
 
@@ -17,11 +18,16 @@ export default function People() {
   const inviteOpen = params.get("invite") === "1" && isAdmin;
   const setInviteOpen = (o: boolean) => setParams(o ? { invite: "1" } : {}, { replace: true });
   const [confirm, setConfirm] = useState<Member | null>(null);
+  const [signOutOf, setSignOutOf] = useState<Member | null>(null);
   const qc = useQueryClient();
   const { toast, toastError } = useToast();
   useEffect(() => {
     document.title = "People · TeamFlow";
   }, []);
+  // Invitations are accepted elsewhere: opening the screen shows who joined since.
+  useEffect(() => {
+    for (const key of [keys.members, keys.invitations, keys.plan]) void qc.invalidateQueries({ queryKey: key });
+  }, [qc]);
 
   const update = useMutation({
     mutationFn: (v: { m: Member; role?: Role; status?: "active" | "deactivated" }) =>
@@ -42,6 +48,12 @@ export default function People() {
       void qc.invalidateQueries({ queryKey: keys.plan });
       if (v.status) toast({ title: v.status === "deactivated" ? `${m.name} was deactivated and signed out everywhere` : `${m.name} is active again`, variant: "success" });
     },
+  });
+
+  const endSessions = useMutation({
+    mutationFn: (m: Member) => api(`/members/${encodeURIComponent(m.id)}/sessions`, { method: "DELETE" }),
+    onSuccess: (_r, m) => toast({ title: `${m.name} was signed out everywhere`, description: "Every browser and device must sign in again; API keys keep working.", variant: "success" }),
+    onError: (e) => toastError(e, "sign them out"),
   });
 
   const maxUsers = plan.data?.plan.max_users;
@@ -112,9 +124,14 @@ export default function People() {
                       <td>
                         {!self && !ownerLocked &&
                           (m.status === "active" ? (
-                            <button type="button" className="btn-small btn-danger" onClick={() => setConfirm(m)}>
-                              Deactivate
-                            </button>
+                            <span className="row-actions">
+                              <button type="button" className="btn-small" onClick={() => setSignOutOf(m)} aria-label={`Sign out everywhere: ${m.name}`}>
+                                Sign out everywhere
+                              </button>
+                              <button type="button" className="btn-small btn-danger" onClick={() => setConfirm(m)}>
+                                Deactivate
+                              </button>
+                            </span>
                           ) : (
                             <button type="button" className="btn-small" onClick={() => update.mutate({ m, status: "active" })}>
                               Reactivate
@@ -131,7 +148,29 @@ export default function People() {
       )}
       {isAdmin && <Invitations />}
       <Modal open={inviteOpen} onOpenChange={setInviteOpen} title="Invite people">
-        <InviteForm onClose={() => setInviteOpen(false)} canInviteOwner={me.data?.role === "owner"} />
+        <InviteForm onClose={() => setInviteOpen(false)} canInviteOwner={me.data?.role === "owner"} me={me.data} />
+      </Modal>
+      <Modal
+        open={!!signOutOf}
+        onOpenChange={(o) => !o && setSignOutOf(null)}
+        title={`Sign ${signOutOf?.name ?? ""} out everywhere?`}
+        description="Every session of theirs ends at once, on every browser and device; they can sign in again. Use it when a device is lost or an account may be misused."
+      >
+        <div className="form-actions">
+          <button
+            type="button"
+            className="btn-danger"
+            onClick={() => {
+              if (signOutOf) endSessions.mutate(signOutOf);
+              setSignOutOf(null);
+            }}
+          >
+            Sign out everywhere
+          </button>
+          <button type="button" onClick={() => setSignOutOf(null)}>
+            Cancel
+          </button>
+        </div>
       </Modal>
       <Modal open={!!confirm} onOpenChange={(o) => !o && setConfirm(null)} title={`Deactivate ${confirm?.name ?? ""}?`} description="They are signed out everywhere at once and can no longer sign in. Their tasks and comments stay.">
         <div className="form-actions">
@@ -154,7 +193,7 @@ export default function People() {
   );
 }
 
-function InviteForm({ onClose, canInviteOwner }: { onClose: () => void; canInviteOwner: boolean }) {
+function InviteForm({ onClose, canInviteOwner, me }: { onClose: () => void; canInviteOwner: boolean; me?: Me }) {
   const qc = useQueryClient();
   const [email, setEmail] = useState("");
   const [role, setRole] = useState<Role>("member");
@@ -187,9 +226,14 @@ function InviteForm({ onClose, canInviteOwner }: { onClose: () => void; canInvit
     return (
       <div>
         <p className="notice notice-ok" role="status">
-          Invitation created for <strong>{created.email}</strong> as {created.role}.
+          {link ? "Invitation created" : "Invitation sent"} for <strong>{created.email}</strong> as {created.role}.
         </p>
-        <p>Until mail delivery is set up, hand this link over yourself. It is shown only once and expires {formatDateTime(created.expires_at)}.</p>
+        {link ? (
+          <p>This installation sends no mail: hand this link over yourself. It is shown only once and expires {formatDateTime(created.expires_at)}.</p>
+        ) : (
+          <p>We emailed {created.email} a link to join. It expires {formatDateTime(created.expires_at)}; until then you can revoke it under Pending invitations.</p>
+        )}
+        {link && (
         <div className="field">
           <label htmlFor="invite-link">Invitation link</label>
           <div className="copy-row">
@@ -199,6 +243,7 @@ function InviteForm({ onClose, canInviteOwner }: { onClose: () => void; canInvit
             </button>
           </div>
         </div>
+        )}
         <div className="form-actions">
           <button
             type="button"
@@ -222,9 +267,14 @@ function InviteForm({ onClose, canInviteOwner }: { onClose: () => void; canInvit
     e.preventDefault();
     invite.mutate();
   }
+  const unverified = invite.error instanceof ApiError && invite.error.code === "email_unverified";
   return (
     <form onSubmit={onSubmit} noValidate>
-      <FormError error={invite.error} fields={["email", "role"]} />
+      {unverified && me ? (
+        <UnverifiedNotice me={me} because="You can invite people once your address is confirmed." />
+      ) : (
+        <FormError error={invite.error} fields={["email", "role"]} />
+      )}
       <Field label="Email" name="email" type="email" value={email} onChange={(e) => setEmail(e.target.value)} required autoFocus error={fe.email} />
       <SelectField label="Role" name="role" value={role} onChange={(e) => setRole(e.target.value as Role)} error={fe.role}>
         {ROLES.filter((r) => r !== "owner" || canInviteOwner).map((r) => (

@@ -1,5 +1,6 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState, type FormEvent } from "react";
+import { useLocation } from "react-router";
 import { api, ApiError } from "../api/client";
 import { keys, useMe } from "../api/queries";
 import type { Me, NotificationPrefs } from "../api/types";
@@ -7,6 +8,7 @@ import { useToast } from "../components/toast";
 import { TimezoneSelect } from "../components/TimezoneSelect";
 import { ErrorState, Field, FormError, Loading } from "../components/ui";
 import { WorkHoursFields } from "../components/WorkHoursFields";
+import { SecuritySection } from "./ProfileSecurity";
 
 const CHANNELS: { key: Exclude<keyof NotificationPrefs, "digest">; label: string }[] = [
   { key: "mentions", label: "Someone mentions me" },
@@ -18,9 +20,18 @@ const CHANNELS: { key: Exclude<keyof NotificationPrefs, "digest">; label: string
 
 export default function Profile() {
   const me = useMe();
+  const loc = useLocation();
   useEffect(() => {
     document.title = "Profile · TeamFlow";
   }, []);
+  const loaded = !!me.data;
+  useEffect(() => {
+    if (loc.hash === "#security" && loaded) {
+      const h = document.getElementById("security");
+      h?.scrollIntoView();
+      h?.focus({ preventScroll: true });
+    }
+  }, [loc.hash, loaded]);
   return (
     <>
       <div className="page-header">
@@ -28,6 +39,7 @@ export default function Profile() {
       </div>
       {me.isPending ? <Loading /> : me.isError ? <ErrorState error={me.error} retry={() => me.refetch()} /> : <ProfileForm key={me.data.version} me={me.data} />}
       <PasswordForm />
+      {me.data && <SecuritySection me={me.data} />}
     </>
   );
 }

@@ -50,6 +50,7 @@ function WorkspaceForm({ ws }: { ws: Workspace }) {
   const [logo, setLogo] = useState(ws.branding.logo_url);
   const [primary, setPrimary] = useState(ws.branding.primary_color || DEFAULT_PRIMARY);
   const [accent, setAccent] = useState(ws.branding.accent_color || DEFAULT_ACCENT);
+  const [grace, setGrace] = useState(String(ws.mfa_grace_days ?? 7));
 
   // Preview the colours live; put the saved ones back when leaving unsaved.
   useEffect(() => {
@@ -68,12 +69,15 @@ function WorkspaceForm({ ws }: { ws: Workspace }) {
           timezone,
           work_hours: workHours,
           branding: { logo_url: logo.trim(), primary_color: primary, accent_color: accent },
+          mfa_grace_days: graceDays(grace),
         },
       }),
     onSuccess: (w) => {
       qc.setQueryData(keys.workspace, w);
       applyBranding(w.branding);
       if (w.slug !== ws.slug) localStorage.setItem("teamflow.lastWorkspace", w.slug);
+      // A new grace period moves the caller's own second-factor deadline.
+      if (w.mfa_grace_days !== ws.mfa_grace_days) void qc.invalidateQueries({ queryKey: keys.me });
       toast({ title: "Workspace settings saved", variant: "success" });
     },
     onError: (e) => {
@@ -83,14 +87,21 @@ function WorkspaceForm({ ws }: { ws: Workspace }) {
       }
     },
   });
+  const [graceError, setGraceError] = useState("");
   const fe = save.error instanceof ApiError ? save.error.fieldErrors() : {};
   function onSubmit(e: FormEvent) {
     e.preventDefault();
+    if (graceDays(grace) === undefined) {
+      setGraceError("Enter a whole number of days from 0 to 90.");
+      document.getElementById("ws-grace")?.focus();
+      return;
+    }
+    setGraceError("");
     save.mutate();
   }
   return (
     <form onSubmit={onSubmit} noValidate className="card" style={{ maxWidth: 720 }}>
-      <FormError error={save.error} fields={["name", "slug", "timezone", "work_hours", "branding.logo_url", "branding.primary_color", "branding.accent_color"]} />
+      <FormError error={save.error} fields={["name", "slug", "timezone", "work_hours", "branding.logo_url", "branding.primary_color", "branding.accent_color", "mfa_grace_days"]} />
       <div className="form-row">
         <Field label="Workspace name" name="name" value={name} onChange={(e) => setName(e.target.value)} required maxLength={100} error={fe.name} />
         <Field label="Workspace address (slug)" name="slug" value={slug} onChange={(e) => setSlug(e.target.value.toLowerCase())} required maxLength={40} error={fe.slug} hint="Members type it to sign in" />
@@ -130,6 +141,24 @@ function WorkspaceForm({ ws }: { ws: Workspace }) {
           Reset to TeamFlow's colours
         </button>
       </fieldset>
+      <fieldset>
+        <legend>Security</legend>
+        <Field
+          label="Days to set up two-factor authentication"
+          id="ws-grace"
+          name="mfa_grace_days"
+          type="number"
+          inputMode="numeric"
+          min={0}
+          max={90}
+          step={1}
+          value={grace}
+          onChange={(e) => setGrace(e.target.value)}
+          style={{ maxWidth: 120 }}
+          hint="Owners and Admins must turn on two-factor authentication within this many days of becoming one (0–90; 0: at once). Past it, they can reach only the setup until they do."
+          error={graceError || fe.mfa_grace_days}
+        />
+      </fieldset>
       <div className="form-actions">
         <button type="submit" className="btn-primary" disabled={save.isPending}>
           {save.isPending ? "Saving…" : "Save settings"}
@@ -137,6 +166,14 @@ function WorkspaceForm({ ws }: { ws: Workspace }) {
       </div>
     </form>
   );
+}
+
+/** The grace-period input as the API's integer (0–90), or undefined when it is not one. */
+export function graceDays(v: string): number | undefined {
+  const t = v.trim();
+  if (!/^\d{1,2}$/.test(t)) return undefined;
+  const n = Number(t);
+  return n <= 90 ? n : undefined;
 }
 
 function limit(n: number): string {
@@ -167,6 +204,7 @@ function PlanUsage() {
             <li>Activity history: {plan.data.plan.history_days < 0 ? "unlimited" : `${plan.data.plan.history_days} days`}</li>
             <li>Custom workflows: {plan.data.plan.custom_workflows ? "yes" : "no"}</li>
             <li>Single sign-on: {plan.data.plan.sso ? "yes" : "no"}</li>
+            {plan.data.plan.audit_log !== undefined && <li>Audit log: {plan.data.plan.audit_log ? "yes" : "no"}</li>}
             <li>Integrations: {limit(plan.data.plan.integrations)}</li>
           </ul>
           <p className="small">To change the plan, contact whoever runs this TeamFlow installation (the platform operator).</p>

@@ -1,1 +1,0 @@
-import{F as e}from"./index-cMHcrmRw.js";import{t}from"./ActivityFeed-Dmu5kuKD.js";import{useProjectContext as n}from"./ProjectFrame-Bz6HQQ9b.js";import{n as r}from"./react-dom-CfgplUKF.js";var i=r();function a(){let r=n();return(0,i.jsx)(t,{path:`/projects/${r.id}/activity`,queryKey:e.projectActivity(r.id)})}export{a as default};

@@ -1,1 +1,0 @@
-import{i as e}from"./index-cMHcrmRw.js";function t(t){return e(`realtime`),{present:[]}}export{t};

@@ -1,0 +1,36 @@
+// `npm run e2e`: the UI's browser tests one after the other (each starts its
+// own server and browser): run.mjs (the product story) and security.mjs
+// (account security). Prints their output and one closing count.
+
+import { spawn } from "node:child_process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const only = process.argv.slice(2);
+const suites = ["run.mjs", "security.mjs"].filter((f) => only.length === 0 || only.some((o) => f.startsWith(o)));
+const t0 = Date.now();
+const total = { passed: 0, failed: 0, skipped: 0 };
+let code = 0;
+for (const file of suites) {
+  console.log(`\n== e2e/${file}`);
+  const out = await new Promise((resolve) => {
+    let text = "";
+    const p = spawn(process.execPath, [join(here, file)], { stdio: ["ignore", "pipe", "inherit"], env: process.env });
+    p.stdout.on("data", (d) => {
+      text += d;
+      process.stdout.write(d);
+    });
+    p.on("exit", (c) => resolve({ text, code: c ?? 1 }));
+  });
+  const m = /^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$/m.exec(out.text.split("\n").reverse().find((l) => /passed, \d+ failed/.test(l)) ?? "");
+  if (m) {
+    total.passed += +m[1];
+    total.failed += +m[2];
+    total.skipped += +(m[3] ?? 0);
+  } else total.failed++;
+  if (out.code !== 0) code = 1;
+}
+console.log(`\ne2e: ${suites.length} suite(s) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+console.log(`${total.passed} passed, ${total.failed} failed${total.skipped ? `, ${total.skipped} skipped` : ""}`);
+process.exit(code || total.failed ? 1 : 0);
