@@ -79,7 +79,9 @@ func (s *Service) activity(ch *change, in activityInput) {
 	}
 	ch.put(kActivity(rec.ID), rec, 1)
 	if rec.ProjectID != "" {
-		ch.index(kProjActivity(rec.ProjectID).Add(rec.ID))
+		// Activity never changes, so the project's index carries a copy of
+		// the entry: feeds and status-update facts read it in one scan.
+		ch.put(kProjActivity(rec.ProjectID).Add(rec.ID), rec, 1)
 	}
 	if rec.TaskID != "" {
 		ch.index(kTaskActivity(rec.TaskID).Add(rec.ID))
@@ -167,15 +169,24 @@ func (n *namer) name(e *ActivityEntry) {
 }
 
 // activityPage lists the entries named by an activity index, newest first.
+// An entry that carries the record (the project index) is read in place.
 func (s *Service) activityPage(v storage.View, index storage.Key, pg PageRequest) (*Page[ActivityEntry], error) {
 	names := newNamer(v)
-	return scanPage(v, index, pg, true, func(k storage.Key, _ storage.Record) (*ActivityEntry, error) {
-		a, _, err := getRecord[activityRecord](v, kActivity(lastPart(k)))
-		if errors.Is(err, storage.ErrNotFound) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
+	return scanPage(v, index, pg, true, func(k storage.Key, r storage.Record) (*ActivityEntry, error) {
+		var a activityRecord
+		if len(r.Value) > 0 {
+			if err := jsonDecode(r.Value, &a); err != nil {
+				return nil, err
+			}
+		} else {
+			rec, _, err := getRecord[activityRecord](v, kActivity(lastPart(k)))
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			a = *rec
 		}
 		e := a.view()
 		names.name(&e)

@@ -93,9 +93,10 @@ type Service struct {
 	hashes chan struct{}
 	pw     PasswordParams
 
-	keysMu sync.RWMutex
-	keys   map[string]signingKey
-	mailer Mailer
+	keysMu     sync.RWMutex
+	keys       map[string]signingKey
+	mailer     Mailer
+	summarizer Summarizer
 
 	passwordChecks atomic.Int64
 	verified       *verifiedTokens
@@ -110,6 +111,9 @@ type Deps struct {
 	// Mailer delivers the outbox's mail; nil means this installation sends
 	// no mail (links are then handed to the admin instead).
 	Mailer Mailer
+	// Summarizer writes status updates with a language model; nil means the
+	// built-in writer alone (an air-gapped install without a model).
+	Summarizer Summarizer
 }
 
 // New builds the engine.
@@ -152,16 +156,17 @@ func New(deps Deps, cfg Config) *Service {
 		pw = *cfg.PasswordParams
 	}
 	return &Service{
-		cfg:      cfg,
-		router:   deps.Router,
-		clock:    deps.Clock,
-		log:      deps.Logger,
-		hashes:   make(chan struct{}, cfg.MaxConcurrentHashes),
-		pw:       pw,
-		keys:     map[string]signingKey{},
-		mailer:   deps.Mailer,
-		verified: newVerifiedTokens(10_000),
-		tasks:    newVersionCache(cfg.TaskCacheSize),
+		cfg:        cfg,
+		router:     deps.Router,
+		clock:      deps.Clock,
+		log:        deps.Logger,
+		hashes:     make(chan struct{}, cfg.MaxConcurrentHashes),
+		pw:         pw,
+		keys:       map[string]signingKey{},
+		mailer:     deps.Mailer,
+		summarizer: deps.Summarizer,
+		verified:   newVerifiedTokens(10_000),
+		tasks:      newVersionCache(cfg.TaskCacheSize),
 	}
 }
 

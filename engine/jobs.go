@@ -53,6 +53,14 @@ func (s *Service) NewScheduler(onErr func(id string, err error)) *Scheduler {
 		_, err := s.SendNotificationMail(ctx)
 		return err
 	})
+	must("status.schedule", "*/5 * * * *", func(ctx context.Context) error {
+		_, err := s.RunTeamSchedules(ctx)
+		return err
+	})
+	must("status.digest", "3 * * * *", func(ctx context.Context) error {
+		_, err := s.SendDigests(ctx)
+		return err
+	})
 	return sch
 }
 

@@ -59,6 +59,12 @@ var mailTemplates = map[string]mailTemplate{
 		intro:   "Hello {{.Name}}, here is what happened in <strong>{{.Workspace}}</strong>:",
 		button:  "Open your notifications",
 	},
+	"digest": {
+		subject: "This week in {{.Workspace}}: {{len .Lines}} status update{{if gt (len .Lines) 1}}s{{end}}",
+		text:    "Hello {{.Name}},\n\nThe status updates published this week:\n\n{{range .Lines}}- {{.}}\n{{end}}\nRead them in TeamFlow: {{.Link}}\n\n(You get this digest because it is on in your notification preferences.)",
+		intro:   "Hello {{.Name}}, here are the status updates published in <strong>{{.Workspace}}</strong> this week:",
+		button:  "Open TeamFlow",
+	},
 	"account_locked": {
 		subject: "Sign-in to {{.Workspace}} paused after failed attempts",
 		text:    "Hello {{.Name}},\n\nThere were too many failed sign-in attempts on your account, so sign-in is paused for {{.Expires}}. If these were not you, reset your password: {{.Link}}",

@@ -21,13 +21,16 @@ type tenantA struct {
 	guestID, invitationID, inviteTok string
 	taskKey                          string
 	sessionID, apiKeyID              string
+	notificationID                   string
+	team, update                     string
 }
 
 func seedTenantA(t *testing.T, env *apitest.Env) tenantA {
 	t.Helper()
 	a := tenantA{canary: "CANARY-A-" + uuid.NewString()}
 	a.ws = env.Signup("alpha", "Alpha "+a.canary, "owner@alpha.test")
-	a.guestID, _ = env.Join(a.ws, "Guest "+a.canary, "guest."+strings.ToLower(a.canary)+"@alpha.test", "guest")
+	var guestToken string
+	a.guestID, guestToken = env.Join(a.ws, "Guest "+a.canary, "guest."+strings.ToLower(a.canary)+"@alpha.test", "guest")
 	a.project = env.Create("/api/v1/projects", a.ws.Token, map[string]any{"name": "Project " + a.canary, "description": a.canary})
 	r := env.Do("POST", "/api/v1/projects/"+a.project+"/tasks", a.ws.Token, map[string]any{
 		"title": "Task " + a.canary, "description": "secret " + a.canary, "tags": []string{strings.ToLower(a.canary)},
@@ -40,6 +43,20 @@ func seedTenantA(t *testing.T, env *apitest.Env) tenantA {
 	a.task, a.taskKey = m["id"].(string), m["key"].(string)
 	a.subtask = env.Create("/api/v1/projects/"+a.project+"/tasks", a.ws.Token, map[string]any{"title": "Sub " + a.canary, "parent_id": a.task})
 	a.comment = env.Create("/api/v1/tasks/"+a.task+"/comments", a.ws.Token, map[string]any{"body": "comment " + a.canary})
+	// The guest comments on the Owner's task, so the Owner (a follower) has
+	// a notification in the inbox.
+	env.Do("PUT", "/api/v1/projects/"+a.project+"/members/"+a.guestID, a.ws.Token, map[string]any{"role": "contributor"})
+	env.Create("/api/v1/tasks/"+a.task+"/comments", guestToken, map[string]any{"body": "guest comment " + a.canary})
+	var inbox struct {
+		Items []struct{ ID string }
+	}
+	env.Do("GET", "/api/v1/notifications", a.ws.Token, nil).JSON(t, &inbox)
+	if len(inbox.Items) == 0 {
+		t.Fatal("no notification in A's inbox")
+	}
+	a.notificationID = inbox.Items[0].ID
+	a.team = env.Create("/api/v1/teams", a.ws.Token, map[string]any{"name": "Team " + a.canary, "projects": []string{a.project}})
+	a.update = env.Create("/api/v1/projects/"+a.project+"/status-updates", a.ws.Token, map[string]any{"period": "week"})
 	r = env.Do("POST", "/api/v1/invitations", a.ws.Token, map[string]any{"email": "invitee." + strings.ToLower(a.canary) + "@alpha.test", "role": "member"})
 	if r.Status != http.StatusCreated {
 		t.Fatalf("invite: %d %s", r.Status, r.Body)
@@ -192,10 +209,52 @@ func TestTenantIsolationRouteMatrix(t *testing.T) {
 		"DELETE /api/v1/api-keys/:id":                 {{path: "/api/v1/api-keys/" + a.apiKeyID, expect: nf}},
 		"GET /api/v1/audit":                           {{path: "/api/v1/audit", expect: own(403), reason: "the Free plan has no audit log (and Members and Guests never read it)"}},
 		"GET /api/v1/platform/workspaces/:slug/audit": {{path: "/api/v1/platform/workspaces/alpha/audit", expect: own(403), reason: "operator only"}},
-		"GET /api/v1/platform/workspaces":             {{path: "/api/v1/platform/workspaces", expect: own(403), reason: "operator only"}},
-		"PUT /api/v1/platform/workspaces/:slug/plan":  {{path: "/api/v1/platform/workspaces/alpha/plan", body: map[string]any{"plan": "enterprise"}, expect: own(403), reason: "operator only"}},
-		"GET /api/v1/platform/workspaces/:slug/hash":  {{path: "/api/v1/platform/workspaces/alpha/hash", expect: own(403), reason: "operator only"}},
-		"GET /api/v1/platform/cluster":                {{path: "/api/v1/platform/cluster", expect: own(403), reason: "operator only"}},
+		"GET /api/v1/notifications":                   {{path: "/api/v1/notifications", expect: own(200), reason: "the caller's own inbox"}},
+		"POST /api/v1/notifications/read-all":         {{path: "/api/v1/notifications/read-all", expect: own(204), reason: "the caller's own inbox"}},
+		"POST /api/v1/notifications/:id/read":         {{path: "/api/v1/notifications/" + a.notificationID + "/read", expect: nf}},
+		"GET /api/v1/tasks/:id/follow":                {{path: "/api/v1/tasks/" + a.task + "/follow", expect: nf}},
+		"PUT /api/v1/tasks/:id/follow":                {{path: "/api/v1/tasks/" + a.task + "/follow", expect: nf}},
+		"DELETE /api/v1/tasks/:id/follow":             {{path: "/api/v1/tasks/" + a.task + "/follow", expect: nf}},
+		"GET /api/v1/projects/:id/status-updates":     {{path: "/api/v1/projects/" + a.project + "/status-updates", expect: nf}},
+		"POST /api/v1/projects/:id/status-updates": {
+			{path: "/api/v1/projects/" + a.project + "/status-updates", body: map[string]any{"period": "week"}, expect: nf},
+			{path: "/api/v1/projects/" + bProject + "/status-updates", body: map[string]any{"period": "day"}, expect: own(201, 404), reason: "an update of B's own project (404 where the caller cannot see it)"},
+		},
+		"POST /api/v1/projects/:id/status-updates/stream": {{path: "/api/v1/projects/" + a.project + "/status-updates/stream", body: map[string]any{"period": "week"},
+			expect: own(200), reason: "a server-sent event stream: the refusal (not_found) is its only event"}},
+		"GET /api/v1/status-updates/:id":          {{path: "/api/v1/status-updates/" + a.update, expect: nf}},
+		"PATCH /api/v1/status-updates/:id":        {{path: "/api/v1/status-updates/" + a.update, body: map[string]any{"text": "pwned"}, expect: nf}},
+		"POST /api/v1/status-updates/:id/publish": {{path: "/api/v1/status-updates/" + a.update + "/publish", expect: nf}},
+		"GET /api/v1/workspace/status-usage":      {{path: "/api/v1/workspace/status-usage", expect: own(200), reason: "the caller's own workspace"}},
+		"GET /api/v1/teams":                       {{path: "/api/v1/teams", expect: own(200), reason: "B's teams only"}},
+		"POST /api/v1/teams": {
+			{path: "/api/v1/teams", body: map[string]any{"name": "B team"}, expect: own(201, 403), reason: "a team of B (403 for Members and Guests)"},
+			{path: "/api/v1/teams", body: map[string]any{"name": "B team", "projects": []string{a.project}}, expect: own(422, 403), reason: "A's project cannot join B's team"},
+		},
+		"GET /api/v1/teams/:id":                 {{path: "/api/v1/teams/" + a.team, expect: nf}},
+		"PATCH /api/v1/teams/:id":               {{path: "/api/v1/teams/" + a.team, body: map[string]any{"name": "pwned"}, expect: own(404, 403), reason: "403 for roles that manage no teams"}},
+		"DELETE /api/v1/teams/:id":              {{path: "/api/v1/teams/" + a.team, expect: own(404, 403), reason: "403 for roles that manage no teams"}},
+		"GET /api/v1/teams/:id/status-updates":  {{path: "/api/v1/teams/" + a.team + "/status-updates", expect: nf}},
+		"POST /api/v1/teams/:id/status-updates": {{path: "/api/v1/teams/" + a.team + "/status-updates", body: map[string]any{"period": "week"}, expect: nf}},
+		// Live updates (realtime_test.go covers the websocket itself): a plain
+		// GET is refused before any upgrade, a forged ticket is no credential,
+		// a ticket is the caller's own, and A's topics are not found.
+		"GET /api/v1/ws": {
+			{path: "/api/v1/ws", expect: own(400), reason: "no upgrade headers: refused, nothing upgraded"},
+			{path: "/api/v1/ws?ticket=tfw_forged", expect: own(401), reason: "a forged ticket"},
+		},
+		"POST /api/v1/ws/ticket": {{path: "/api/v1/ws/ticket", expect: own(201), reason: "a ticket bound to the caller's own session"}},
+		"GET /api/v1/events": {
+			{path: "/api/v1/events?topics=project:" + a.project, expect: nf},
+			{path: "/api/v1/events?topics=task:" + a.task, expect: nf},
+			{path: "/api/v1/events?topics=task:" + a.taskKey, expect: nf, reason: "a human key resolves within the caller's workspace"},
+			{path: "/api/v1/events?topics=workspace,project:" + a.project, expect: nf, reason: "one foreign topic refuses the whole stream"},
+			{path: "/api/v1/events?topics=user:" + a.ws.OwnerID, expect: nf, reason: "only the caller's own user topic"},
+		},
+		"GET /api/v1/platform/workspaces":            {{path: "/api/v1/platform/workspaces", expect: own(403), reason: "operator only"}},
+		"PUT /api/v1/platform/workspaces/:slug/plan": {{path: "/api/v1/platform/workspaces/alpha/plan", body: map[string]any{"plan": "enterprise"}, expect: own(403), reason: "operator only"}},
+		"GET /api/v1/platform/workspaces/:slug/hash": {{path: "/api/v1/platform/workspaces/alpha/hash", expect: own(403), reason: "operator only"}},
+		"GET /api/v1/platform/cluster":               {{path: "/api/v1/platform/cluster", expect: own(403), reason: "operator only"}},
 		"POST /api/v1/platform/cluster/members": {{path: "/api/v1/platform/cluster/members", body: map[string]any{"id": 9, "raft_addr": "127.0.0.1:7009"},
 			expect: own(403), reason: "operator only"}},
 		"POST /api/v1/platform/cluster/members/:id/promote": {{path: "/api/v1/platform/cluster/members/9/promote", expect: own(403), reason: "operator only"}},

@@ -58,6 +58,8 @@ type Config struct {
 	PublicPerIPMinute int
 	// Now is the clock of the rate limits (default time.Now); tests move it.
 	Now func() time.Time
+	// Realtime tunes live updates (realtime.go).
+	Realtime RealtimeConfig
 }
 
 // Deps are the HTTP layer's collaborators.
@@ -84,6 +86,7 @@ type Server struct {
 	panicCount atomic.Int64
 	reqs       *prometheus.CounterVec
 	lat        *prometheus.HistogramVec
+	rt         *hub // live updates (realtime.go)
 }
 
 var installOnce sync.Once
@@ -152,6 +155,9 @@ func New(deps Deps, cfg Config) *Server {
 	s.bindComments()
 	s.bindActivity()
 	s.bindSecurity()
+	s.bindNotifications()
+	s.bindRealtime(g, deps.Registry)
+	s.bindStatus()
 	s.bindPlatform(deps.Registry)
 	s.bindCluster()
 	return s

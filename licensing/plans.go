@@ -23,6 +23,7 @@ type Plan struct {
 	HistoryDays          int   `json:"history_days"` // activity retention
 	Integrations         int   `json:"integrations"`
 	AIUpdatesPerMonth    int   `json:"ai_updates_per_month"`
+	AIOverage            bool  `json:"ai_overage" doc:"Updates past the monthly number are allowed and billed as overage"`
 	APIRequestsPerUserH  int   `json:"api_requests_per_user_hour"`
 	APIRequestsPerTenant int   `json:"api_requests_per_workspace_hour"`
 
@@ -52,7 +53,7 @@ var catalogue = map[string]Plan{
 	"starter": {
 		ID: "starter", Name: "Starter",
 		MaxUsers: 50, MaxProjects: Unlimited, StorageBytes: 100 * gb, HistoryDays: 365,
-		Integrations: 10, AIUpdatesPerMonth: 100,
+		Integrations: 10, AIUpdatesPerMonth: 100, AIOverage: true,
 		APIRequestsPerUserH: 1000, APIRequestsPerTenant: 10000,
 		Support: "email-48h", SLA: "none",
 		PriceMonthlyCents: 1500, PriceAnnuallyCents: 1200,

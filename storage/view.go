@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -55,8 +56,8 @@ type ScanOptions struct {
 var ErrStop = errors.New("stop scan")
 
 // Scan calls fn for each record whose key lies under prefix, in key order
-// (or reverse), with the key relative to the view. The Record's Value is only
-// valid during the call.
+// (or reverse), with the key relative to the view; fn may keep the key. The
+// Record's Value is only valid during the call.
 func (v View) Scan(prefix Key, opts ScanOptions, fn func(k Key, r Record) error) error {
 	lower := absolute(v.prefix, prefix)
 	upper := Key(lower).PrefixEnd()
@@ -87,7 +88,9 @@ func (v View) Scan(prefix Key, opts ScanOptions, fn func(k Key, r Record) error)
 		if err != nil {
 			return fmt.Errorf("storage: record %s: %w", Key(it.Key()), err)
 		}
-		rel := Key(it.Key()[len(v.prefix):])
+		// The callback owns the key (callers keep keys in commands and
+		// cursors); only the value is borrowed from the iterator.
+		rel := Key(bytes.Clone(it.Key()[len(v.prefix):]))
 		if err := fn(rel, rec); err != nil {
 			if errors.Is(err, ErrStop) {
 				return nil

@@ -86,7 +86,13 @@ func serve(ctx context.Context, cfg Config, out, errOut io.Writer) error {
 	}, httpapi.Config{
 		Version: version, SecureCookies: cfg.HTTP.SecureCookies, MetricsToken: cfg.Metrics.Token, MinIndexWait: cfg.HTTP.MinIndexWait,
 		RateLimits: rateLimits, Now: clock.Now,
+		Realtime: httpapi.RealtimeConfig{PublicBaseURL: cfg.BaseURL},
 	})
+	// Live updates: every applied command (this node's own writes and, in a
+	// cluster, everyone's) becomes an event for this node's realtime hub.
+	// EventsFrom reads only the command; Publish and Advance only enqueue,
+	// so the store's observer goroutine is never held up by clients.
+	n.store.Observe(engine.ObserveEvents(api))
 
 	handler := api.Handler()
 	sched := n.eng.NewScheduler(func(id string, err error) { logger.Error("job failed", "job", id, "err", err) })
@@ -187,6 +193,10 @@ func serve(ctx context.Context, cfg Config, out, errOut io.Writer) error {
 	}()
 	defer func() { <-outboxDone }()
 
+	// Shutdown waits for in-flight requests, and an event stream is one
+	// until it is told to end: close the live-update connections first
+	// (clients reconnect and resume where they were).
+	srv.RegisterOnShutdown(api.CloseRealtime)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -51,6 +51,15 @@ func New(t testing.TB, cfg engine.Config) *Env { return NewWithMailer(t, cfg, ni
 
 // NewWithMailer is New with outbox mail delivered by m (nil: no mail).
 func NewWithMailer(t testing.TB, cfg engine.Config, m engine.Mailer) *Env {
+	return newEnv(t, cfg, engine.Deps{Mailer: m})
+}
+
+// NewWithSummarizer is New with status updates written by sum.
+func NewWithSummarizer(t testing.TB, cfg engine.Config, sum engine.Summarizer) *Env {
+	return newEnv(t, cfg, engine.Deps{Summarizer: sum})
+}
+
+func newEnv(t testing.TB, cfg engine.Config, deps engine.Deps) *Env {
 	t.Helper()
 	st, err := storage.Open(t.TempDir(), storage.Options{})
 	if err != nil {
@@ -65,10 +74,8 @@ func NewWithMailer(t testing.TB, cfg engine.Config, m engine.Mailer) *Env {
 		cfg.PasswordParams = CheapPasswords
 	}
 	clock := NewClock(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC))
-	svc := engine.New(engine.Deps{
-		Router: engine.SharedRouter{Route: engine.Route{Log: lg, Store: st}},
-		Clock:  clock,
-		Mailer: m,
-	}, cfg)
+	deps.Router = engine.SharedRouter{Route: engine.Route{Log: lg, Store: st}}
+	deps.Clock = clock
+	svc := engine.New(deps, cfg)
 	return &Env{Service: svc, Store: st, Log: lg, Clock: clock}
 }

@@ -55,8 +55,13 @@ func NewWithConfig(t testing.TB, mode engine.Mode, cfg httpapi.Config) *Env {
 		cfg.Now = e.Clock.Now
 	}
 	api := httpapi.New(httpapi.Deps{Engine: e.Service, State: storeState{e}}, cfg)
+	// Live updates are fed from the store's observer, as cmd/teamflow does.
+	e.Store.Observe(engine.ObserveEvents(api))
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
+	// Cleanups run last-in first-out: the live-update streams end before
+	// the server waits for its outstanding requests.
+	t.Cleanup(api.CloseRealtime)
 	return &Env{Env: e, API: api, URL: srv.URL, t: t}
 }
 
