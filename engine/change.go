@@ -194,9 +194,9 @@ var decoded = newVersionCache(50_000)
 
 // lastPart returns the last component of a key as a string.
 func lastPart(k storage.Key) string {
-	parts, err := k.Parts()
-	if err != nil || len(parts) == 0 {
+	last, err := k.Last()
+	if err != nil {
 		return ""
 	}
-	return string(parts[len(parts)-1])
+	return last
 }

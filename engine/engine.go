@@ -100,7 +100,8 @@ type Service struct {
 
 	passwordChecks atomic.Int64
 	verified       *verifiedTokens
-	tasks          *versionCache // decoded tasks for list reads
+	tasks          *versionCache // decoded tasks for list reads and status facts
+	acts           *versionCache // decoded activity entries for status facts
 }
 
 // Deps are the engine's collaborators.
@@ -167,6 +168,7 @@ func New(deps Deps, cfg Config) *Service {
 		summarizer: deps.Summarizer,
 		verified:   newVerifiedTokens(10_000),
 		tasks:      newVersionCache(cfg.TaskCacheSize),
+		acts:       newVersionCache(cfg.TaskCacheSize),
 	}
 }
 

@@ -99,6 +99,14 @@ const (
 
 var decisionWords = []string{"decided", "decision", "we agreed", "agreed to", "we will go with", "approved"}
 
+// entryFacts is what the facts need of one activity entry.
+type entryFacts struct {
+	Kind, TaskID, Field, Actor string
+	At                         int64
+	Before, After              struct{ Category, Name string } // status changes
+	Text                       string                          // comments
+}
+
 // gatherFacts reads the facts of the given projects for [from, to), as of
 // now (overdue, due soon and stalled are judged at now).
 func (s *Service) gatherFacts(tenant string, v storage.View, projects []*projectRecord, from, to, now time.Time) (*Facts, error) {
@@ -132,17 +140,27 @@ func (s *Service) gatherFacts(tenant string, v storage.View, projects []*project
 	stalledBefore := now.Add(-stalledDays * 24 * time.Hour).UnixMilli()
 	for _, pr := range projects {
 		f.Projects = append(f.Projects, ProjectRef{ID: pr.ID, Key: pr.Key, Name: pr.Name})
-		tasks := map[string]*Task{}
 		// Current state of every live task (from the project list's mirror).
+		// The API view of a task is built only for the few that become facts.
+		type liveTask struct {
+			rec  *taskRecord
+			r    storage.Record
+			view *Task
+		}
+		tasks := make(map[string]*liveTask, 1024)
+		factOf := func(lt *liveTask) TaskFact {
+			if lt.view == nil {
+				lt.view = lt.rec.view(pr, lt.r)
+			}
+			return s.taskFact(lt.view, name)
+		}
 		err := v.Scan(kIxProjectTasks(pr.ID), storage.ScanOptions{}, func(k storage.Key, r storage.Record) error {
-			var t taskRecord
-			if c, ok := s.tasks.get(tenant+lastPart(k), r.Version); ok {
-				t = *c.(cachedTask).task
-			} else if err := jsonDecode(r.Value, &t); err != nil {
+			t, rec, err := s.mirroredTask(tenant, lastPart(k), r)
+			if err != nil {
 				return err
 			}
-			view := t.view(pr, r)
-			tasks[t.ID] = view
+			lt := &liveTask{rec: t, r: rec}
+			tasks[t.ID] = lt
 			st, _ := pr.status(t.StatusID)
 			if st.Category == CategoryDone {
 				f.Totals.Done++
@@ -152,25 +170,29 @@ func (s *Service) gatherFacts(tenant string, v storage.View, projects []*project
 			for _, a := range t.Assignees {
 				person(a).Open++
 			}
-			fact := s.taskFact(view, name)
 			due := mustDueKey(t.Due)
-			switch {
-			case strings.Contains(strings.ToLower(st.Name), "block") || slices.Contains(t.Tags, "blocked"):
+			if strings.Contains(strings.ToLower(st.Name), "block") || slices.Contains(t.Tags, "blocked") {
 				f.Totals.Blocked++
-				f.Blocked = appendCapped(f.Blocked, fact)
+				f.Blocked = appendCapped(f.Blocked, func() TaskFact { return factOf(lt) })
 			}
 			if due != "" && due < nowKey && !(len(due) == 10 && due == nowKey[:10]) {
 				f.Totals.Overdue++
-				fact.Days = daysBetween(due, now)
-				f.Overdue = appendCapped(f.Overdue, fact)
+				f.Overdue = appendCapped(f.Overdue, func() TaskFact {
+					fact := factOf(lt)
+					fact.Days = daysBetween(due, now)
+					return fact
+				})
 			} else if due != "" && due <= soonKey {
 				f.Totals.DueSoon++
-				f.DueSoon = appendCapped(f.DueSoon, fact)
+				f.DueSoon = appendCapped(f.DueSoon, func() TaskFact { return factOf(lt) })
 			}
 			if st.Category == CategoryInProgress && t.UpdatedAt < stalledBefore {
 				f.Totals.Stalled++
-				fact.Days = int(now.Sub(time.UnixMilli(t.UpdatedAt)).Hours() / 24)
-				f.Stalled = appendCapped(f.Stalled, fact)
+				f.Stalled = appendCapped(f.Stalled, func() TaskFact {
+					fact := factOf(lt)
+					fact.Days = int(now.Sub(time.UnixMilli(t.UpdatedAt)).Hours() / 24)
+					return fact
+				})
 			}
 			return nil
 		})
@@ -182,8 +204,8 @@ func (s *Service) gatherFacts(tenant string, v storage.View, projects []*project
 		comments := map[string]*CommentFact{}
 		var commentOrder []string
 		err = v.Scan(kProjActivity(pr.ID), storage.ScanOptions{Reverse: true}, func(k storage.Key, r storage.Record) error {
-			var a activityRecord
-			if err := jsonDecode(r.Value, &a); err != nil {
+			a, err := s.entryFactsOf(tenant, lastPart(k), r)
+			if err != nil {
 				return err
 			}
 			at := time.UnixMilli(a.At)
@@ -194,37 +216,41 @@ func (s *Service) gatherFacts(tenant string, v storage.View, projects []*project
 				return nil
 			}
 			t := tasks[a.TaskID]
+			if t == nil {
+				return nil
+			}
+			factBy := func() TaskFact {
+				fact := factOf(t)
+				fact.By, fact.At = name(a.Actor), at.UTC().Format(time.RFC3339)
+				return fact
+			}
 			switch {
-			case a.Kind == "task.created" && t != nil:
+			case a.Kind == "task.created":
 				f.Totals.Created++
-				fact := s.taskFact(t, name)
-				fact.By, fact.At = name(a.Actor), at.UTC().Format(time.RFC3339)
-				f.Created = appendCapped(f.Created, fact)
-			case a.Kind == "task.updated" && a.Field == "status" && t != nil:
-				var before, after struct{ Category, Name string }
-				_ = jsonDecode(a.Before, &before)
-				_ = jsonDecode(a.After, &after)
-				fact := s.taskFact(t, name)
-				fact.By, fact.At = name(a.Actor), at.UTC().Format(time.RFC3339)
+				f.Created = appendCapped(f.Created, factBy)
+			case a.Kind == "task.updated" && a.Field == "status":
 				switch {
-				case after.Category == CategoryDone && before.Category != CategoryDone:
+				case a.After.Category == CategoryDone && a.Before.Category != CategoryDone:
 					f.Totals.Completed++
 					person(a.Actor).Completed++
-					f.Completed = appendCapped(f.Completed, fact)
-				case before.Category == CategoryTodo && after.Category == CategoryInProgress:
+					f.Completed = appendCapped(f.Completed, factBy)
+				case a.Before.Category == CategoryTodo && a.After.Category == CategoryInProgress:
 					f.Totals.Started++
 					person(a.Actor).Started++
-					f.Started = appendCapped(f.Started, fact)
+					f.Started = appendCapped(f.Started, factBy)
 				default:
-					fact.Status = before.Name + " → " + after.Name
-					f.Moved = appendCapped(f.Moved, fact)
+					f.Moved = appendCapped(f.Moved, func() TaskFact {
+						fact := factBy()
+						fact.Status = a.Before.Name + " → " + a.After.Name
+						return fact
+					})
 				}
-			case a.Kind == "comment.created" && t != nil:
+			case a.Kind == "comment.created":
 				f.Totals.Comments++
 				person(a.Actor).Comments++
 				c, ok := comments[a.TaskID]
 				if !ok {
-					c = &CommentFact{TaskID: t.ID, Key: t.Key, Title: t.Title}
+					c = &CommentFact{TaskID: t.rec.ID, Key: factOf(t).Key, Title: t.rec.Title}
 					comments[a.TaskID] = c
 					commentOrder = append(commentOrder, a.TaskID)
 				}
@@ -232,14 +258,12 @@ func (s *Service) gatherFacts(tenant string, v storage.View, projects []*project
 				if n := name(a.Actor); !slices.Contains(c.By, n) {
 					c.By = append(c.By, n)
 				}
-				var text string
-				_ = jsonDecode(a.After, &text)
-				if len(c.Excerpts) < 2 && text != "" {
-					c.Excerpts = append(c.Excerpts, text)
+				if len(c.Excerpts) < 2 && a.Text != "" {
+					c.Excerpts = append(c.Excerpts, a.Text)
 				}
-				lower := strings.ToLower(text)
+				lower := strings.ToLower(a.Text)
 				if slices.ContainsFunc(decisionWords, func(w string) bool { return strings.Contains(lower, w) }) {
-					f.Decisions = appendCappedComment(f.Decisions, CommentFact{TaskID: t.ID, Key: t.Key, Title: t.Title, Count: 1, By: []string{name(a.Actor)}, Excerpts: []string{text}})
+					f.Decisions = appendCappedComment(f.Decisions, CommentFact{TaskID: t.rec.ID, Key: c.Key, Title: t.rec.Title, Count: 1, By: []string{name(a.Actor)}, Excerpts: []string{a.Text}})
 				}
 			}
 			return nil
@@ -282,11 +306,13 @@ func (s *Service) taskFact(t *Task, name func(string) string) TaskFact {
 	return fact
 }
 
-func appendCapped(list []TaskFact, f TaskFact) []TaskFact {
+// appendCapped adds the fact fact builds while the list has room: most
+// tasks of a big project only count.
+func appendCapped(list []TaskFact, fact func() TaskFact) []TaskFact {
 	if len(list) >= factListCap {
 		return list
 	}
-	return append(list, f)
+	return append(list, fact())
 }
 
 func appendCappedComment(list []CommentFact, f CommentFact) []CommentFact {

@@ -202,24 +202,23 @@ func (s *Service) ListTasks(ctx context.Context, p Principal, projectID string, 
 	load := func(id string, entry storage.Record) (*taskRecord, storage.Record, bool, error) {
 		var t *taskRecord
 		var rec storage.Record
+		var err error
 		if c, ok := s.tasks.get(p.Tenant+id, entry.Version); ok {
 			t, rec = c.(cachedTask).task, c.(cachedTask).rec
+		} else if len(entry.Value) > 0 {
+			// The project list entry mirrors the record: no second read.
+			t, rec, err = s.mirroredTask(p.Tenant, id, entry)
 		} else {
-			var err error
-			if len(entry.Value) > 0 {
-				// The project list entry mirrors the record: no second read.
-				t, rec = new(taskRecord), storage.Record{Version: entry.Version, Stamp: entry.Stamp}
-				err = jsonDecode(entry.Value, t)
-			} else {
-				t, rec, err = getRecord[taskRecord](v, kTask(id))
+			t, rec, err = getRecord[taskRecord](v, kTask(id))
+			if err == nil {
+				s.tasks.put(p.Tenant+id, rec.Version, cachedTask{rec: storage.Record{Version: rec.Version, Stamp: rec.Stamp}, task: t})
 			}
-			if errors.Is(err, storage.ErrNotFound) {
-				return nil, rec, false, nil
-			}
-			if err != nil {
-				return nil, rec, false, err
-			}
-			s.tasks.put(p.Tenant+id, rec.Version, cachedTask{rec: storage.Record{Version: rec.Version, Stamp: rec.Stamp}, task: t})
+		}
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, rec, false, nil
+		}
+		if err != nil {
+			return nil, rec, false, err
 		}
 		return t, rec, q.match(t) && visible(t), nil
 	}

@@ -119,6 +119,42 @@ func (k Key) Parts() ([][]byte, error) {
 }
 
 // String renders the key as slash-separated components for logs and errors.
+// Last decodes only the key's final component (the ID, in most index
+// keys): a scan that needs just the ID skips decoding the whole key.
+func (k Key) Last() (string, error) {
+	start, pos := 0, 0
+	for pos < len(k) {
+		start = pos
+		for {
+			i := bytes.IndexByte(k[pos:], escByte)
+			if i < 0 || pos+i+1 >= len(k) {
+				return "", ErrBadKey
+			}
+			pos += i
+			esc := k[pos+1]
+			pos += 2
+			if esc == escTerm {
+				break
+			}
+			if esc != escEsc {
+				return "", ErrBadKey
+			}
+		}
+	}
+	if pos == 0 {
+		return "", ErrBadKey
+	}
+	last := k[start : pos-2]
+	if bytes.IndexByte(last, escByte) < 0 {
+		return string(last), nil
+	}
+	parts, err := k[start:].Parts()
+	if err != nil {
+		return "", err
+	}
+	return string(parts[0]), nil
+}
+
 func (k Key) String() string {
 	parts, err := k.Parts()
 	if err != nil {

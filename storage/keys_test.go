@@ -97,6 +97,9 @@ func TestKeyRoundTrip(t *testing.T) {
 		if !equalParts(got, parts) {
 			t.Fatalf("K(%q).Parts() = %q", parts, got)
 		}
+		if last, err := k.Last(); len(parts) > 0 && (err != nil || last != string(parts[len(parts)-1])) {
+			t.Fatalf("K(%q).Last() = %q, %v", parts, last, err)
+		}
 		// Add builds the same bytes as K with all the parts.
 		if len(parts) > 0 {
 			head := storage.K(strs(parts[:1])...)
@@ -148,6 +151,9 @@ func TestKeyPartsRejectsMalformed(t *testing.T) {
 	} {
 		if p, err := storage.Key(raw).Parts(); !errors.Is(err, storage.ErrBadKey) {
 			t.Errorf("Parts(%q) = %q, %v; want ErrBadKey", raw, p, err)
+		}
+		if l, err := storage.Key(raw).Last(); !errors.Is(err, storage.ErrBadKey) {
+			t.Errorf("Last(%q) = %q, %v; want ErrBadKey", raw, l, err)
 		}
 		// String never panics and falls back to hex.
 		_ = storage.Key(raw).String()

@@ -49,6 +49,13 @@ type Config struct {
 		Password string `toml:"password" flag:"mail-password" help:"SMTP password (prefer TEAMFLOW_MAIL__PASSWORD__FILE)"`
 		From     string `toml:"from" flag:"mail-from" help:"sender, e.g. \"TeamFlow <teamflow@example.com>\""`
 	} `toml:"mail"`
+	// AI: the local model that writes status updates. Without an endpoint
+	// the built-in writer writes them (air-gapped installs need nothing).
+	AI struct {
+		Endpoint string        `toml:"endpoint" flag:"ai-endpoint" help:"Ollama URL, e.g. http://127.0.0.1:11434 (empty: the built-in writer only)"`
+		Model    string        `toml:"model" flag:"ai-model" help:"Ollama model that writes status updates, e.g. llama3.2"`
+		Timeout  time.Duration `toml:"timeout" flag:"ai-timeout" help:"longest wait for one update from the model before the built-in writer takes over"`
+	} `toml:"ai"`
 	Audit struct {
 		ExportPath string `toml:"export_path" flag:"audit-export" help:"append every workspace's audit-chain head to this file every 10 minutes; keep it off the data disk (teamflow audit verify checks against it)"`
 	} `toml:"audit"`
@@ -86,6 +93,8 @@ func defaultConfig() Config {
 	c.HTTP.MinIndexWait = 10 * time.Second
 	c.RateLimits = "on"
 	c.Mail.Security = "starttls"
+	c.AI.Model = "llama3.2"
+	c.AI.Timeout = 60 * time.Second
 	c.Cluster.Tick = 100 * time.Millisecond
 	c.Cluster.ElectionTicks = 10
 	c.Cluster.SnapshotEntries = 10_000

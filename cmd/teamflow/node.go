@@ -14,6 +14,7 @@ import (
 
 	"github.com/teamflow/teamflow/cluster"
 	"github.com/teamflow/teamflow/engine"
+	"github.com/teamflow/teamflow/engine/assist/ollama"
 	"github.com/teamflow/teamflow/engine/mail"
 	"github.com/teamflow/teamflow/storage"
 )
@@ -126,11 +127,21 @@ func openNode(cfg Config, logger *slog.Logger, clock engine.Clock) (*node, error
 		}
 		mailer = m
 	}
+	var summarizer engine.Summarizer
+	if cfg.AI.Endpoint != "" {
+		c, err := ollama.New(ollama.Config{Endpoint: cfg.AI.Endpoint, Model: cfg.AI.Model, Timeout: cfg.AI.Timeout})
+		if err != nil {
+			n.Close()
+			return nil, err
+		}
+		summarizer = c
+	}
 	n.eng = engine.New(engine.Deps{
-		Router: engine.SharedRouter{Route: engine.Route{Log: lg, Store: n.store}},
-		Clock:  clock,
-		Logger: logger,
-		Mailer: mailer,
+		Router:     engine.SharedRouter{Route: engine.Route{Log: lg, Store: n.store}},
+		Clock:      clock,
+		Logger:     logger,
+		Mailer:     mailer,
+		Summarizer: summarizer,
 	}, engine.Config{
 		Mode:        engine.Mode(cfg.Mode),
 		DefaultPlan: cfg.DefaultPlan,
