@@ -39,7 +39,8 @@ ui-check: ui
 
 test-go:
 	$(GO) test -count=1 ./...
-	$(GO) test -count=1 -race -run 'RateLimit|LocalLog|Parallel|Concurren' ./httpapi/ ./storage/ ./engine/
+	# the race detector needs cgo (gcc and libc6-dev come from make deps)
+	CGO_ENABLED=1 $(GO) test -count=1 -race -run 'RateLimit|LocalLog|Parallel|Concurren' ./httpapi/ ./storage/ ./engine/
 
 ## test-e2e: the real binary as separate processes (API, crash safety); one package at a time
 test-e2e:
