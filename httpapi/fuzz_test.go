@@ -357,6 +357,12 @@ func TestHTTPFuzzPerRoute(t *testing.T) {
 		// Valid requests must get through too, or the fuzz only tests the validator.
 		figures.Guard("accepted_2xx", float64(accepted), float64(perRoute*5)),
 	})
+	// A12 (error hygiene) is measured over the same answers.
+	figures.Report(t, "A12", seed, []figures.Figure{
+		figures.Eq("bodies_not_problem_json", float64(notProblem), 0),
+		figures.Eq("stack_or_internal_leak", float64(leaks), 0),
+		figures.Guard("answers_checked", float64(total), float64(perRoute*40)),
+	})
 }
 
 // operation finds the OpenAPI operation of a gin route.

@@ -125,14 +125,14 @@ func (s *Server) CloseRealtime() { s.rt.close() }
 
 // RealtimeStats are the hub's counters.
 type RealtimeStats struct {
-	Connections  int64 // open now
-	Published    int64 // events and advances taken by Publish/Advance
-	Overflowed   int64 // dropped by Publish because the hub's queue was full
-	SlowDropped  int64 // connections dropped because their queue was full
-	Resyncs      int64 // resync messages sent (resume point too old, or a hole)
-	Revalidated  int64 // periodic or triggered re-authentications
-	AuthClosed   int64 // connections closed because their credential ended
-	TicketsIssue int64 // websocket tickets issued
+	Connections int64 // open now
+	Published   int64 // events and advances taken by Publish/Advance
+	Overflowed  int64 // dropped by Publish because the hub's queue was full
+	SlowDropped int64 // connections dropped because their queue was full
+	Resyncs     int64 // resync messages sent (resume point too old, or a hole)
+	Revalidated int64 // periodic or triggered re-authentications
+	AuthClosed  int64 // connections closed because their credential ended
+	Tickets     int64 // websocket tickets issued
 }
 
 // RealtimeStats reports the hub's counters (for tests and metrics).
@@ -141,7 +141,7 @@ func (s *Server) RealtimeStats() RealtimeStats {
 	return RealtimeStats{
 		Connections: st.conns.Load(), Published: st.published.Load(), Overflowed: st.overflowed.Load(),
 		SlowDropped: st.slow.Load(), Resyncs: st.resyncs.Load(), Revalidated: st.reauths.Load(),
-		AuthClosed: st.authClosed.Load(), TicketsIssue: st.tickets.Load(),
+		AuthClosed: st.authClosed.Load(), Tickets: st.tickets.Load(),
 	}
 }
 
@@ -474,8 +474,9 @@ func (h *hub) hole(sp *space, seq uint64) {
 		h.lru.Remove(sp.lru)
 		sp.lru = nil
 	}
+	it := outItem{ctl: &ctlItem{resync: seq, isResync: true}}
 	for c := range sp.conns {
-		h.deliver(c, outItem{resync: seq, isResync: true})
+		h.deliver(c, it)
 	}
 }
 
@@ -617,7 +618,7 @@ func (h *hub) subscribe(c *rtConn, req subRequest) bool {
 				res.presence = append(res.presence, presenceMsg{Type: "presence", Topic: t.String(), Viewers: viewerList(viewers)})
 			}
 		}
-		h.deliver(c, outItem{sub: res})
+		h.deliver(c, outItem{ctl: &ctlItem{sub: res}})
 	})
 }
 
@@ -655,9 +656,9 @@ func (h *hub) broadcastPresence(sp *space, topic string) {
 	if len(viewers) == 0 {
 		delete(sp.presence, topic)
 	}
-	msg := presenceMsg{Type: "presence", Topic: topic, Viewers: viewerList(viewers)}
+	it := outItem{ctl: &ctlItem{presence: &presenceMsg{Type: "presence", Topic: topic, Viewers: viewerList(viewers)}}}
 	for c := range sp.conns {
-		h.deliver(c, outItem{presence: &msg})
+		h.deliver(c, it)
 	}
 }
 

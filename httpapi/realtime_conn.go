@@ -355,9 +355,14 @@ func (t *tickets) redeem(tok string, now time.Time) (ticket, bool) {
 	return tk, ok && now.Before(tk.exp)
 }
 
-// outItem is one thing for a connection, in stream order.
+// outItem is one thing for a connection, in stream order: an event, or
+// something rarer (kept behind a pointer so that queues stay small).
 type outItem struct {
-	ev       *hubEvent
+	ev  *hubEvent
+	ctl *ctlItem
+}
+
+type ctlItem struct {
 	sub      *subResult
 	presence *presenceMsg
 	raw      []byte   // a ready message (an error)
@@ -452,7 +457,7 @@ func (c *rtConn) send(it outItem) {
 
 func (c *rtConn) sendError(code, topic, msg string) {
 	b, _ := json.Marshal(errorMsg{Type: "error", Code: code, Topic: topic, Message: msg})
-	c.send(outItem{raw: b})
+	c.send(outItem{ctl: &ctlItem{raw: b}})
 }
 
 type errorMsg struct {
@@ -488,7 +493,20 @@ type transport interface {
 	closeWith(code int, reason string)
 }
 
-var errAuthEnded = errors.New("realtime: credential ended")
+var (
+	errAuthEnded = errors.New("realtime: credential ended")
+	errRecheck   = errors.New("realtime: could not re-check the credential")
+)
+
+// closeFor closes t as err says: sign in again, or reconnect.
+func closeFor(t transport, err error) {
+	switch {
+	case errors.Is(err, errAuthEnded):
+		t.closeWith(closeUnauthorized, "session ended: sign in again")
+	case errors.Is(err, errRecheck):
+		t.closeWith(closeTryAgain, "reconnect")
+	}
+}
 
 // serve is the connection's writer loop.
 func (c *rtConn) serve(t transport, gone <-chan struct{}) {
@@ -507,9 +525,7 @@ func (c *rtConn) serve(t transport, gone <-chan struct{}) {
 			default:
 			}
 			if err := c.handle(t, it); err != nil {
-				if errors.Is(err, errAuthEnded) {
-					t.closeWith(closeUnauthorized, "session ended: sign in again")
-				}
+				closeFor(t, err)
 				return
 			}
 		case <-ping.C:
@@ -518,7 +534,7 @@ func (c *rtConn) serve(t transport, gone <-chan struct{}) {
 			}
 		case <-reauth.C:
 			if err := c.revalidate(t); err != nil {
-				t.closeWith(closeUnauthorized, "session ended: sign in again")
+				closeFor(t, err)
 				return
 			}
 		case <-c.kill:
@@ -530,10 +546,13 @@ func (c *rtConn) serve(t transport, gone <-chan struct{}) {
 	}
 }
 
-func (c *rtConn) handle(t transport, it outItem) error {
+func (c *rtConn) handle(t transport, item outItem) error {
+	if item.ev != nil {
+		return c.event(t, item.ev, true)
+	}
+	it := item.ctl
 	switch {
-	case it.ev != nil:
-		return c.event(t, it.ev, true)
+	case it == nil:
 	case it.sub != nil:
 		return c.subscribe(t, it.sub)
 	case it.presence != nil:
@@ -666,9 +685,13 @@ func (c *rtConn) revalidate(t transport) error {
 	c.h.stats.reauths.Add(1)
 	old, _ := c.principal()
 	p, err := c.h.eng.Revalidate(context.Background(), old)
-	if err != nil || p.MFAEnrolmentOnly {
+	switch {
+	case errors.Is(err, engine.ErrUnauthenticated) || err == nil && p.MFAEnrolmentOnly:
 		c.h.stats.authClosed.Add(1)
 		return errAuthEnded
+	case err != nil:
+		c.h.log.Warn("live update: re-checking a session failed", "err", err)
+		return errRecheck
 	}
 	c.mu.Lock()
 	c.p = p
@@ -790,7 +813,7 @@ func (c *rtConn) readWS(ws *websocket.Conn) {
 		case "presence":
 			c.readPresence(m)
 		case "ping":
-			c.send(outItem{pong: true})
+			c.send(outItem{ctl: &ctlItem{pong: true}})
 		default:
 			c.sendError("invalid_message", "", "type is subscribe, unsubscribe, presence or ping")
 		}
@@ -855,7 +878,7 @@ func (c *rtConn) readUnsubscribe(m clientMsg) {
 		}
 		names = append(names, raw)
 	}
-	c.send(outItem{isUnsub: true, unsub: names})
+	c.send(outItem{ctl: &ctlItem{isUnsub: true, unsub: names}})
 }
 
 func truncateTopic(s string) string {

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strconv"
@@ -410,7 +412,16 @@ func slowClient(t *testing.T) slowResult {
 	env := rtEnv(t, httpapi.RealtimeConfig{SendQueue: 256})
 	ws := env.Signup("slow", "Slow", "owner@slow.test")
 	h := http.Header{"Authorization": {"Bearer " + ws.Token}}
-	stalled, _, err := websocket.DefaultDialer.Dial(wsURL(env, ""), h)
+	// A small, fixed receive buffer (no autotuning) so that the server's
+	// writes to it block soon.
+	small := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(4096)
+		}
+		return c, err
+	}}
+	stalled, _, err := small.Dial(wsURL(env, ""), h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -959,4 +970,74 @@ func BenchmarkRealtimeFanout(b *testing.B) {
 	b.ReportMetric(pct(fromPublish, 0.99), "p99-publish-ms")
 	b.ReportMetric(pct(fromPublish, 1), "max-publish-ms")
 	b.ReportMetric(pct(fromAck, 0.99), "p99-ack-ms")
+}
+
+// TestRealtimeOutlivesServerTimeouts: the server's read and write timeouts
+// (60 s in teamflow serve) bound requests, not live-update connections.
+func TestRealtimeOutlivesServerTimeouts(t *testing.T) {
+	env := rtEnv(t, httpapi.RealtimeConfig{Ping: 200 * time.Millisecond})
+	ws := env.Signup("acme", "Acme", "owner@acme.test")
+	srv := httptest.NewUnstartedServer(env.API.Handler())
+	srv.Config.ReadTimeout, srv.Config.WriteTimeout = 300*time.Millisecond, 300*time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	t.Cleanup(env.API.CloseRealtime) // before srv.Close waits for the stream
+
+	stream := &apitest.Env{Env: env.Env, API: env.API, URL: srv.URL}
+	s, status := openSSE(t, stream, "topics=workspace", ws.Token, "")
+	if status != http.StatusOK {
+		t.Fatalf("event stream: %d", status)
+	}
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/api/v1/ws", http.Header{"Authorization": {"Bearer " + ws.Token}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pings := make(chan struct{}, 100)
+	c.SetPingHandler(func(data string) error {
+		pings <- struct{}{}
+		return c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	msgs := make(chan string, 100)
+	go func() {
+		for {
+			_, b, err := c.ReadMessage()
+			if err != nil {
+				close(msgs)
+				return
+			}
+			msgs <- string(b)
+		}
+	}()
+	if err := c.WriteJSON(map[string]any{"type": "subscribe", "topics": []string{"workspace"}}); err != nil {
+		t.Fatal(err)
+	}
+	// Ten pings: about 2 s, several times both timeouts.
+	timer := time.NewTimer(30 * time.Second)
+	defer timer.Stop()
+	for range 10 {
+		select {
+		case <-pings:
+		case <-timer.C:
+			t.Fatal("no pings")
+		}
+	}
+	env.Create("/api/v1/projects", ws.Token, map[string]any{"name": "still here"})
+	for {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				t.Fatal("the websocket ended")
+			}
+			if !strings.Contains(m, "still here") {
+				continue
+			}
+		case <-timer.C:
+			t.Fatal("no event on the websocket")
+		}
+		break
+	}
+	if f := s.awaitEvents(t, 1, 10*time.Second); !strings.Contains(f[0].data, "still here") {
+		t.Fatalf("event stream: %+v", f)
+	}
 }
