@@ -89,6 +89,9 @@ type Config struct {
 
 	// Logger receives the node's messages (default: discarded).
 	Logger *slog.Logger
+	// Gossip, when set, receives what other members send with Node.Gossip
+	// (in-memory state such as presence, never the log's business).
+	Gossip func(from uint64, body []byte)
 	// OnSnapshotInstalled is called on the Ready goroutine after a snapshot
 	// from the leader replaced the state store: observers did not see the
 	// commands it skipped, so derived data (search) must be rebuilt. It

@@ -154,6 +154,7 @@ func New(cfg Config) (*Node, error) {
 		TLS:           cfg.TLS,
 		Handler:       handler{n},
 		Refuse:        n.refused,
+		Gossip:        cfg.Gossip,
 		QueueSize:     cfg.PeerQueue,
 		DialTimeout:   cfg.DialTimeout,
 		// A post that takes longer than an election timeout is of no use.
@@ -602,6 +603,10 @@ func (n *Node) IsLeader() bool { return n.lead.Load() == n.id }
 
 // ID is this node's ID.
 func (n *Node) ID() uint64 { return n.id }
+
+// Gossip sends body to the other members, best effort (Config.Gossip
+// receives it there): for state that every node keeps in memory.
+func (n *Node) Gossip(body []byte) { n.tr.Gossip(body) }
 
 // Addr is the address the raft endpoint listens on.
 func (n *Node) Addr() net.Addr { return n.tr.Addr() }

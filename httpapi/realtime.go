@@ -278,6 +278,11 @@ type hub struct {
 
 	tickets  tickets
 	upgrader websocket.Upgrader
+
+	// remote is the presence other nodes of the cluster report (hub
+	// goroutine only); presenceChanged tells cmd that this node's changed.
+	remote          map[uint64]PresenceTable
+	presenceChanged chan struct{}
 }
 
 func newHub(cfg RealtimeConfig, eng *engine.Service, log *slog.Logger) *hub {
@@ -292,6 +297,9 @@ func newHub(cfg RealtimeConfig, eng *engine.Service, log *slog.Logger) *hub {
 		spaces:  map[string]*space{},
 		lru:     list.New(),
 		tickets: tickets{m: map[string]ticket{}},
+		remote:  map[uint64]PresenceTable{},
+
+		presenceChanged: make(chan struct{}, 1),
 	}
 	go h.run()
 	return h
@@ -575,6 +583,7 @@ func (h *hub) remove(c *rtConn) bool {
 		if _, ok := viewers[c]; ok {
 			delete(viewers, c)
 			h.broadcastPresence(sp, topic)
+			h.localPresenceChanged()
 		}
 	}
 	return true
@@ -614,8 +623,8 @@ func (h *hub) subscribe(c *rtConn, req subRequest) bool {
 			}
 		}
 		for _, t := range req.topics {
-			if viewers, ok := sp.presence[t.String()]; ok && len(viewers) > 0 {
-				res.presence = append(res.presence, presenceMsg{Type: "presence", Topic: t.String(), Viewers: viewerList(viewers)})
+			if viewers := h.viewers(sp, t.String()); len(viewers) > 0 {
+				res.presence = append(res.presence, presenceMsg{Type: "presence", Topic: t.String(), Viewers: viewers})
 			}
 		}
 		h.deliver(c, outItem{ctl: &ctlItem{sub: res}})
@@ -648,24 +657,30 @@ func (h *hub) setPresence(c *rtConn, topic string, viewing bool) {
 			return
 		}
 		h.broadcastPresence(sp, topic)
+		h.localPresenceChanged()
 	})
 }
 
 func (h *hub) broadcastPresence(sp *space, topic string) {
-	viewers := sp.presence[topic]
-	if len(viewers) == 0 {
+	if len(sp.presence[topic]) == 0 {
 		delete(sp.presence, topic)
 	}
-	it := outItem{ctl: &ctlItem{presence: &presenceMsg{Type: "presence", Topic: topic, Viewers: viewerList(viewers)}}}
+	it := outItem{ctl: &ctlItem{presence: &presenceMsg{Type: "presence", Topic: topic, Viewers: h.viewers(sp, topic)}}}
 	for c := range sp.conns {
 		h.deliver(c, it)
 	}
 }
 
-// viewerList is the distinct users viewing, sorted.
-func viewerList(viewers map[*rtConn]string) []string {
+// viewerList is the distinct users viewing (local connections and other
+// nodes' reports), sorted.
+func viewerList(viewers map[*rtConn]string, remote []string) []string {
 	out := []string{}
 	for _, u := range viewers {
+		if !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	for _, u := range remote {
 		if !slices.Contains(out, u) {
 			out = append(out, u)
 		}

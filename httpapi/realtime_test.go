@@ -821,6 +821,58 @@ func TestRealtimePresence(t *testing.T) {
 	})
 }
 
+// TestRealtimePeerPresence: viewers another node of the cluster reports
+// join this node's own in what its clients see, only in their workspace;
+// this node's table lists its own viewers only, and a change is signalled
+// so it can be sent at once; a node that is gone takes its viewers along.
+func TestRealtimePeerPresence(t *testing.T) {
+	env := rtEnv(t, httpapi.RealtimeConfig{})
+	ws := env.Signup("acme", "Acme", "owner@acme.test")
+	other := env.Signup("beta", "Beta", "owner@beta.test")
+	proj := env.Create("/api/v1/projects", ws.Token, map[string]any{"name": "P"})
+	topic := "project:" + proj
+	owner := mustDial(t, env, ws.Token)
+	owner.subscribe(t, []string{topic}, nil)
+	select { // drain a signal left by an earlier change
+	case <-env.API.PresenceChanged():
+	default:
+	}
+	owner.send(t, map[string]any{"type": "presence", "topic": topic, "state": "viewing"})
+	owner.await(t, 10*time.Second, "own presence", func(m rtMsg) bool {
+		return m.Type == "presence" && slices.Equal(m.Viewers, []string{ws.OwnerID})
+	})
+	select {
+	case <-env.API.PresenceChanged():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a local presence change was not signalled")
+	}
+	if got := env.API.LocalPresence(); !slices.Equal(got[ws.ID][topic], []string{ws.OwnerID}) || len(got) != 1 {
+		t.Fatalf("local presence: %v", got)
+	}
+
+	remote := "0193a0c4-8a70-7b3e-9c1d-2f4e6a8b0c1d"
+	both := []string{ws.OwnerID, remote}
+	slices.Sort(both)
+	// Another workspace's table names the same topic: it reaches nobody here.
+	env.API.PeerPresence(7, httpapi.PresenceTable{other.ID: {topic: {"0193a0c4-8a70-7b3e-9c1d-2f4e6a8b0c1e"}}})
+	env.API.PeerPresence(8, httpapi.PresenceTable{ws.ID: {topic: {remote}}})
+	owner.await(t, 10*time.Second, "a viewer on another node", func(m rtMsg) bool {
+		return m.Type == "presence" && m.Topic == topic && slices.Equal(m.Viewers, both)
+	})
+	late := mustDial(t, env, ws.Token)
+	late.subscribe(t, []string{topic}, nil)
+	late.await(t, 10*time.Second, "every node's viewers on subscribe", func(m rtMsg) bool {
+		return m.Type == "presence" && slices.Equal(m.Viewers, both)
+	})
+	if got := env.API.LocalPresence(); !slices.Equal(got[ws.ID][topic], []string{ws.OwnerID}) {
+		t.Fatalf("local presence lists another node's viewers: %v", got)
+	}
+	env.API.PeerPresence(8, nil)
+	owner.await(t, 10*time.Second, "the gone node's viewer dropped", func(m rtMsg) bool {
+		return m.Type == "presence" && m.Topic == topic && slices.Equal(m.Viewers, []string{ws.OwnerID})
+	})
+}
+
 // TestRealtimeSSE: the event stream carries the same events as the
 // websocket, and a reconnect with Last-Event-ID (or since=) resumes exactly.
 func TestRealtimeSSE(t *testing.T) {

@@ -10,8 +10,8 @@ echo "== S2 power loss, 10,000 crash points"
 S2_CRASH_POINTS=10000 go test -count=1 -timeout 4h -run TestS2 -v ./storage/ | grep -E "FIGURE|^(ok|FAIL)"
 echo "== F1 HTTP fuzz, 10,000 requests per route"
 F1_PER_ROUTE=10000 go test -count=1 -timeout 4h -run TestHTTPFuzzPerRoute -v ./httpapi/ | grep -E "FIGURE|^(ok|FAIL)"
-echo "== R1 cluster faults, 20 minutes"
-R1_DURATION=20m go test -count=1 -p 1 -tags e2e -timeout 4h -run TestR1 -v ./cmd/teamflow/ | grep -E "FIGURE|^(ok|FAIL)"
+echo "== R1 cluster faults, 20 minutes of the soak pattern"
+R1_SOAK=1 R1_DURATION=20m go test -count=1 -p 1 -tags e2e -timeout 4h -run TestR1 -v ./cmd/teamflow/ | grep -E "FIGURE|^(ok|FAIL)"
 echo "== native fuzz targets, 10 minutes each"
 for t in storage:FuzzTenantKey storage:FuzzCommandCodec storage:FuzzRecordDecode engine:FuzzMarkdownSanitize engine:FuzzPositionBetween httpapi:FuzzDecodeRequest; do
   pkg=${t%%:*}; fn=${t#*:}

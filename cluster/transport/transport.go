@@ -45,6 +45,11 @@ import (
 const (
 	PathMessages = "/raft/v1/msgs"
 	PathSnapshot = "/raft/v1/snapshot"
+	PathGossip   = "/raft/v1/gossip"
+
+	// maxGossipBytes caps one gossip body: it carries a node's in-memory
+	// state (presence), not data.
+	maxGossipBytes = 4 << 20
 
 	headerMessage = "Teamflow-Raft-Message"
 	headerFrom    = "Teamflow-Raft-From"
@@ -94,6 +99,10 @@ type Config struct {
 	MaxMessageBytes int
 	// Logger receives warnings (default: discarded).
 	Logger *slog.Logger
+	// Gossip, when set, receives what a peer sent with Transport.Gossip:
+	// state that lives in memory on each node and is never written to the
+	// log (who is viewing what). It must not block for long.
+	Gossip func(from uint64, body []byte)
 	// AdvertiseAddr is the address peers reach this node at, sent with
 	// every post. A node that gets a message from a peer it has no address
 	// for (a new member whose --peers named only some of the members)
@@ -111,6 +120,9 @@ type Stats struct {
 	SnapshotsSent    uint64
 	SnapshotsFailed  uint64
 	Refused          uint64 // incoming requests refused
+	GossipSent       uint64 // gossip posts a peer accepted
+	GossipFailed     uint64
+	GossipReceived   uint64
 }
 
 // Transport sends and receives raft messages.
@@ -134,6 +146,7 @@ type Transport struct {
 	hwg     sync.WaitGroup
 
 	sent, dropped, batches, received, snapsSent, snapsFailed, refused atomic.Uint64
+	gossipSent, gossipFailed, gossipReceived                          atomic.Uint64
 }
 
 type peer struct {
@@ -142,6 +155,7 @@ type peer struct {
 	q     chan queued
 	stop  chan struct{}
 	snapo atomic.Bool // a snapshot is in flight
+	gosso atomic.Bool // a gossip post is in flight
 }
 
 type queued struct {
@@ -192,6 +206,7 @@ func New(cfg Config) (*Transport, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc(PathMessages, t.handleMessages)
 	mux.HandleFunc(PathSnapshot, t.handleSnapshot)
+	mux.HandleFunc(PathGossip, t.handleGossip)
 	t.srv = &http.Server{
 		Handler:           mux,
 		TLSConfig:         serverTLS,
@@ -366,9 +381,39 @@ func (t *Transport) runPeer(p *peer) {
 }
 
 func (t *Transport) post(p *peer, body []byte) error {
+	return t.postTo(p, PathMessages, body)
+}
+
+// Gossip sends body to every peer, best effort and without blocking: a
+// peer whose previous gossip is still in flight is skipped (the next
+// gossip carries newer state anyway), and failures are only counted.
+func (t *Transport) Gossip(body []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return
+	}
+	for _, p := range t.peers {
+		if !p.gosso.CompareAndSwap(false, true) {
+			continue
+		}
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			defer p.gosso.Store(false)
+			if err := t.postTo(p, PathGossip, body); err != nil {
+				t.gossipFailed.Add(1)
+				return
+			}
+			t.gossipSent.Add(1)
+		}()
+	}
+}
+
+func (t *Transport) postTo(p *peer, path string, body []byte) error {
 	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.RequestTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+p.addr+PathMessages, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+p.addr+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -578,6 +623,35 @@ func (t *Transport) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+func (t *Transport) handleGossip(w http.ResponseWriter, r *http.Request) {
+	if !t.enter() {
+		t.refuse(w, http.StatusServiceUnavailable, "closing")
+		return
+	}
+	defer t.hwg.Done()
+	if r.Method != http.MethodPost {
+		t.refuse(w, http.StatusMethodNotAllowed, "POST only")
+		return
+	}
+	if t.cfg.Gossip == nil {
+		t.refuse(w, http.StatusNotFound, "no gossip here")
+		return
+	}
+	from, err := strconv.ParseUint(r.Header.Get(headerFrom), 10, 64)
+	if err != nil || from == 0 || (t.cfg.Refuse != nil && t.cfg.Refuse(from)) {
+		t.refuse(w, http.StatusForbidden, "sender refused")
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxGossipBytes+1))
+	if err != nil || len(body) > maxGossipBytes {
+		t.refuse(w, http.StatusRequestEntityTooLarge, "gossip too large or cut short")
+		return
+	}
+	t.gossipReceived.Add(1)
+	t.cfg.Gossip(from, body)
+	w.WriteHeader(http.StatusNoContent)
+}
+
 // Stats reports the counters.
 func (t *Transport) Stats() Stats {
 	return Stats{
@@ -588,6 +662,9 @@ func (t *Transport) Stats() Stats {
 		SnapshotsSent:    t.snapsSent.Load(),
 		SnapshotsFailed:  t.snapsFailed.Load(),
 		Refused:          t.refused.Load(),
+		GossipSent:       t.gossipSent.Load(),
+		GossipFailed:     t.gossipFailed.Load(),
+		GossipReceived:   t.gossipReceived.Load(),
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -30,6 +31,22 @@ type handler struct {
 	snaps       [][]byte
 	snapErr     error
 	block       chan struct{} // when set, Step waits on it
+	gossip      map[uint64][]string
+}
+
+func (h *handler) receiveGossip(from uint64, body []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.gossip == nil {
+		h.gossip = map[uint64][]string{}
+	}
+	h.gossip[from] = append(h.gossip[from], string(body))
+}
+
+func (h *handler) gossipFrom(id uint64) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.gossip[id])
 }
 
 func (h *handler) Step(ctx context.Context, m *pb.Message) error {
@@ -117,7 +134,7 @@ func newPair(t *testing.T, queue int, hb *handler) *pair {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr, err := transport.New(transport.Config{ID: id, Listener: ln, TLS: tlsFor(t, dir, name), Handler: h, QueueSize: queue})
+		tr, err := transport.New(transport.Config{ID: id, Listener: ln, TLS: tlsFor(t, dir, name), Handler: h, QueueSize: queue, Gossip: h.receiveGossip})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -240,5 +257,25 @@ func TestSendSnapshot(t *testing.T) {
 	poll(t, "misdirected message reported", func() bool { _, d := p.ha.counts(); return d[3] == 1 })
 	if got := fmt.Sprint(p.b.Stats().Refused); got == "0" {
 		t.Fatal("receiver did not refuse a misdirected message")
+	}
+}
+
+// Gossip reaches every peer, over the same mutual TLS, as whole bodies;
+// an oversized body is refused and counted, never delivered.
+func TestGossip(t *testing.T) {
+	p := newPair(t, 16, &handler{})
+	p.a.Gossip([]byte(`{"presence":1}`))
+	poll(t, "b received a's gossip", func() bool { return len(p.hb.gossipFrom(1)) == 1 })
+	if got := p.hb.gossipFrom(1)[0]; got != `{"presence":1}` {
+		t.Fatalf("b got %q", got)
+	}
+	p.b.Gossip([]byte("x"))
+	poll(t, "a received b's gossip", func() bool { return len(p.ha.gossipFrom(2)) == 1 })
+	poll(t, "a counted its gossip sent", func() bool { return p.a.Stats().GossipSent == 1 })
+
+	p.a.Gossip(bytes.Repeat([]byte{'x'}, 4<<20+1))
+	poll(t, "the oversized gossip counted as failed", func() bool { return p.a.Stats().GossipFailed == 1 })
+	if n := len(p.hb.gossipFrom(1)); n != 1 {
+		t.Fatalf("b received %d gossip bodies, want the first only", n)
 	}
 }

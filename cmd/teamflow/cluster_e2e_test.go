@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -407,11 +408,8 @@ func TestClusterOperations(t *testing.T) {
 	}
 
 	// teamflow cluster status / join / leave, through the CLI.
-	servers := n1.URL() + "," + n2.URL() + "," + n3.URL()
-	cli := func(args ...string) (string, error) {
-		out, err := exec.Command(binary, append(args, "--token", c.opTok)...).CombinedOutput()
-		return string(out), err
-	}
+	servers := c.servers()
+	cli := c.cli
 	out, err := cli("cluster", "status", "--server", servers)
 	if err != nil || strings.Count(out, "voter") != 3 || !strings.Contains(out, "leader") {
 		t.Fatalf("cluster status: %v\n%s", err, out)
@@ -497,6 +495,118 @@ func TestClusterOperations(t *testing.T) {
 		figures.Eq("node_id_reuse_accepted", float64(reused), 0),
 		figures.Eq("restored_hash_mismatch", float64(mismatch), 0),
 	})
+}
+
+// cli runs an operator command of the teamflow binary with the operator's
+// token and answers its combined output.
+func (c *tcluster) cli(args ...string) (string, error) {
+	out, err := exec.Command(binary, append(args, "--token", c.opTok)...).CombinedOutput()
+	return string(out), err
+}
+
+// servers lists the live nodes' URLs for an operator command's --server.
+func (c *tcluster) servers() string {
+	var us []string
+	for _, n := range c.nodes {
+		if u := n.URL(); u != "" {
+			us = append(us, u)
+		}
+	}
+	return strings.Join(us, ",")
+}
+
+// pauseResume stops a node with SIGSTOP (the leader, or a follower) and,
+// once the others have shown they go on without it (more writes
+// acknowledged and, for the leader, a new leader among the others),
+// resumes it with SIGCONT and waits until it has caught up. It answers 1
+// for stalled when the cluster made no progress during the pause, and 1
+// for stale when a resumed leader did not learn the newer term (a minority
+// that went on believing it leads could acknowledge what is then lost).
+func (c *tcluster) pauseResume(rng *rand.Rand, leader bool, acked func() int64) (stalled, stale int) {
+	t := c.t
+	t.Helper()
+	ld, lst := c.leader(60 * time.Second)
+	victim, which := ld, "leader"
+	if !leader {
+		victim, which = c.randomFollower(rng, lst.NodeID), "follower"
+	}
+	victim.mu.Lock()
+	s := victim.srv
+	victim.mu.Unlock()
+	t.Logf("SIGSTOP %s node %d (term %d)", which, victim.id, lst.Term)
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("SIGSTOP node %d: %v", victim.id, err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			_ = s.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}
+	defer resume()
+	base := acked()
+	progressed := func() bool {
+		if acked() < base+10 {
+			return false
+		}
+		if !leader {
+			return true
+		}
+		for _, n := range c.nodes {
+			if n == victim {
+				continue
+			}
+			if st, err := c.status(n); err == nil && st.State == "leader" && st.Term > lst.Term {
+				return true
+			}
+		}
+		return false
+	}
+	if !poll(30*time.Second, progressed) {
+		stalled = 1
+		t.Errorf("no progress within 30s while %s node %d was stopped", which, victim.id)
+	}
+	resume()
+	if leader && !poll(30*time.Second, func() bool {
+		st, err := c.status(victim)
+		return err == nil && st.Term > lst.Term
+	}) {
+		stale = 1
+		t.Errorf("node %d, resumed after leading term %d, did not learn a newer term within 30s", victim.id, lst.Term)
+	}
+	_, lst = c.leader(60 * time.Second)
+	eventually(t, 90*time.Second, func() bool {
+		st, err := c.status(victim)
+		return err == nil && st.Applied >= lst.Commit
+	}, fmt.Sprintf("node %d caught up after the pause", victim.id))
+	return stalled, stale
+}
+
+// joinAndLeave adds node id to the running cluster with `teamflow cluster
+// join` (a learner, promoted once caught up) and removes it again with
+// `cluster leave`; it answers how many of the two changes succeeded.
+func (c *tcluster) joinAndLeave(id uint64) int {
+	t := c.t
+	t.Helper()
+	ld, _ := c.leader(60 * time.Second)
+	n := &cnode{id: id, dir: filepath.Join(filepath.Dir(c.nodes[0].dir), fmt.Sprintf("n%d", id)), raftAddr: freePort(t)}
+	if err := c.launch(n, "--join", "--peers", fmt.Sprintf("%d=%s", ld.id, ld.raftAddr)); err != nil {
+		t.Fatal(err)
+	}
+	defer c.kill(n)
+	sid := strconv.FormatUint(id, 10)
+	t.Logf("cluster join %s under load", sid)
+	if out, err := c.cli("cluster", "join", sid, n.raftAddr, "--server", c.servers(), "--timeout", "2m"); err != nil || !strings.Contains(out, "is a voter") {
+		t.Errorf("cluster join under load: %v\n%s", err, out)
+		return 0
+	}
+	c.waitReady(n, 60*time.Second)
+	if out, err := c.cli("cluster", "leave", sid, "--server", c.servers()); err != nil {
+		t.Errorf("cluster leave under load: %v\n%s", err, out)
+		return 1
+	}
+	return 2
 }
 
 // randomFollower picks a live node that is not the leader.

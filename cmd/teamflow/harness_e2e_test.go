@@ -142,13 +142,21 @@ func (s *server) Kill() {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t testing.TB, d time.Duration, cond func() bool, what string) {
 	t.Helper()
+	if !poll(d, cond) {
+		t.Fatalf("%s: not within %s", what, d)
+	}
+}
+
+// poll answers whether cond held before the deadline passed.
+func poll(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, d)
+			return false
 		}
 		time.Sleep(20 * time.Millisecond) // polling interval, not a wait for an event
 	}
+	return true
 }
 
 // client is a JSON client of one server.

@@ -27,7 +27,9 @@ type node struct {
 	store *storage.Store
 	local *storage.LocalLog // single node
 	raft  *cluster.Node     // cluster member
-	eng   *engine.Service
+	// presence shares live-update presence with the other members.
+	presence *presenceRelay
+	eng      *engine.Service
 
 	// startCommit is the commit index the raft node knew when it started:
 	// /readyz waits until the store has applied that far.
@@ -110,7 +112,8 @@ func openNode(cfg Config, logger *slog.Logger, clock engine.Clock) (*node, error
 			return nil, fmt.Errorf("%s holds a single node's store (no raft log): to turn it into a cluster, take a backup "+
 				"(teamflow backup) and restore it with --node-id into a new data directory (docs/CLUSTER.md)", cfg.Data)
 		}
-		if n.raft, err = startRaft(cfg, st, logger); err != nil {
+		n.presence = newPresenceRelay(logger.With("component", "presence"))
+		if n.raft, err = startRaft(cfg, st, logger, n.presence.receive); err != nil {
 			st.Close()
 			return nil, err
 		}
@@ -150,7 +153,7 @@ func openNode(cfg Config, logger *slog.Logger, clock engine.Clock) (*node, error
 	return n, nil
 }
 
-func startRaft(cfg Config, st *storage.Store, logger *slog.Logger) (*cluster.Node, error) {
+func startRaft(cfg Config, st *storage.Store, logger *slog.Logger, gossip func(from uint64, body []byte)) (*cluster.Node, error) {
 	cl := cfg.Cluster
 	peers, err := cluster.ParsePeers(cl.Peers)
 	if err != nil {
@@ -177,6 +180,7 @@ func startRaft(cfg Config, st *storage.Store, logger *slog.Logger) (*cluster.Nod
 		SnapshotEntries: uint64(cl.SnapshotEntries),
 		CatchUpEntries:  uint64(cl.CatchUpEntries),
 		Logger:          logger.With("component", "raft"),
+		Gossip:          gossip,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start raft node %d: %w", cl.NodeID, err)

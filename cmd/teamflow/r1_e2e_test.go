@@ -34,8 +34,15 @@ import (
 // written just before it must not be stale (R6).
 //
 // R1_DURATION=20m (make soak) runs the same fault pattern every minute.
+// R1_SOAK=1 (make soak) takes RELIABILITY's soak pattern instead: every
+// minute five leader kills, three follower kills (one caught up by
+// snapshot), a SIGSTOP of a follower and of the leader, each resumed; and
+// once in the run a fourth node joins (learner, then voter) and leaves
+// under load. Faults then follow each other as fast as the cluster
+// recovers, and the traffic runs until the last one is over.
 func TestR1KillLeader(t *testing.T) {
 	duration := 60 * time.Second
+	soak := os.Getenv("R1_SOAK") != ""
 	if d := os.Getenv("R1_DURATION"); d != "" {
 		var err error
 		if duration, err = time.ParseDuration(d); err != nil {
@@ -126,6 +133,9 @@ func TestR1KillLeader(t *testing.T) {
 
 	// The clients.
 	trafficCtx, stopTraffic := context.WithTimeout(bg, duration)
+	if soak {
+		trafficCtx, stopTraffic = context.WithCancel(bg)
+	}
 	defer stopTraffic()
 	var wg sync.WaitGroup
 	for ci := range 8 {
@@ -284,20 +294,46 @@ func TestR1KillLeader(t *testing.T) {
 		kind string
 	}
 	var plan []fault
+	soakMinute := []string{"leader", "follower-snapshot", "leader", "pause-follower", "leader", "follower", "leader", "pause-leader", "leader", "follower"}
 	for m := time.Duration(0); m+time.Minute <= duration; m += time.Minute {
 		j := func() time.Duration { return time.Duration(rng.IntN(2000)) * time.Millisecond }
-		plan = append(plan, fault{m + 4*time.Second + j(), "leader"}, fault{m + 14*time.Second + j(), "follower-snapshot"},
-			fault{m + 28*time.Second + j(), "leader"}, fault{m + 40*time.Second + j(), "follower"}, fault{m + 50*time.Second + j(), "leader"})
+		if !soak {
+			plan = append(plan, fault{m + 4*time.Second + j(), "leader"}, fault{m + 14*time.Second + j(), "follower-snapshot"},
+				fault{m + 28*time.Second + j(), "leader"}, fault{m + 40*time.Second + j(), "follower"}, fault{m + 50*time.Second + j(), "leader"})
+			continue
+		}
+		if m == duration/time.Minute/2*time.Minute {
+			plan = append(plan, fault{m, "membership"})
+		}
+		for i, kind := range soakMinute {
+			plan = append(plan, fault{m + time.Duration(i)*6*time.Second, kind})
+		}
 	}
 	var (
 		faults, staleAfterFailover, r6Reads, failovers int
 		snapshotsSent, snapshotsInstalled              uint64
 		failoverGaps                                   []time.Duration
+		kills                                          = map[string]int{}
+		pauses, stalledPauses, staleResumedLeaders     int
+		membershipChanges                              int
 	)
 	trafficStart := time.Now()
 	for _, f := range plan {
 		if wait := time.Until(trafficStart.Add(f.at)); wait > 0 {
 			time.Sleep(wait)
+		}
+		switch f.kind {
+		case "pause-follower", "pause-leader":
+			stalled, stale := c.pauseResume(rng, f.kind == "pause-leader", ackedOps.Load)
+			pauses++
+			stalledPauses += stalled
+			staleResumedLeaders += stale
+			faults++
+			continue
+		case "membership":
+			membershipChanges += c.joinAndLeave(4)
+			faults++
+			continue
 		}
 		leader, lst := c.leader(60 * time.Second)
 		victim := leader
@@ -315,6 +351,7 @@ func TestR1KillLeader(t *testing.T) {
 		killedAt := time.Now()
 		c.kill(victim)
 		faults++
+		kills[strings.TrimSuffix(f.kind, "-snapshot")]++
 		if f.kind == "leader" {
 			// R6: as soon as a new leader is elected, read the keys written
 			// just before the kill, on both live nodes.
@@ -392,6 +429,9 @@ func TestR1KillLeader(t *testing.T) {
 				snapshotsSent = max(snapshotsSent, st.Stats["snapshots_sent"])
 			}
 		}
+	}
+	if soak {
+		stopTraffic()
 	}
 	<-trafficCtx.Done()
 	wg.Wait()
@@ -510,7 +550,19 @@ func TestR1KillLeader(t *testing.T) {
 		divergence = 1
 	}
 	minutes := max(1, int(duration/time.Minute))
-	figures.Report(t, "R1", seed, []figures.Figure{
+	t.Logf("traffic ran %s", time.Since(trafficStart).Round(time.Second))
+	var soakFigures []figures.Figure
+	if soak {
+		soakFigures = []figures.Figure{
+			figures.Eq("paused_without_progress", float64(stalledPauses), 0),
+			figures.Eq("resumed_leader_stale_term", float64(staleResumedLeaders), 0),
+			figures.Guard("leader_kills", float64(kills["leader"]), float64(5*minutes)),
+			figures.Guard("follower_kills", float64(kills["follower"]), float64(3*minutes)),
+			figures.Guard("pauses", float64(pauses), float64(2*minutes)),
+			figures.Guard("membership_changes", float64(membershipChanges), 2),
+		}
+	}
+	figures.Report(t, "R1", seed, append(soakFigures, []figures.Figure{
 		figures.Eq("lost_acked", float64(lost), 0),
 		figures.Eq("phantom", float64(phantom), 0),
 		figures.Eq("duplicates", float64(duplicates), 0),
@@ -524,7 +576,7 @@ func TestR1KillLeader(t *testing.T) {
 		figures.Guard("snapshots_sent", float64(snapshotsSent), 1),
 		figures.Guard("snapshots_installed", float64(snapshotsInstalled), 1),
 		figures.Guard("r6_reads", float64(r6Reads), float64(20*minutes)),
-	})
+	}...))
 }
 
 // r6Token signs in on node n (a write there, so the session is on every

@@ -7,8 +7,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,8 +25,11 @@ type wsMsg struct {
 	Kind    string   `json:"kind"`
 	Topics  []string `json:"topics"`
 	Changes []struct {
-		Kind string `json:"kind"`
+		Kind   string `json:"kind"`
+		TaskID string `json:"task_id"`
 	} `json:"changes"`
+	Topic   string   `json:"topic"`
+	Viewers []string `json:"viewers"`
 }
 
 // readWS reads messages until match holds, within d.
@@ -193,4 +198,89 @@ func TestLiveUpdatesOnTheRealServer(t *testing.T) {
 func jsonNum(n uint64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// TestLiveUpdatesAcrossTheCluster: on a 3-node cluster, a websocket client
+// connected to node 2 sees, in order, every change made through nodes 1
+// and 3, and who is viewing the project on node 3 (presence travels over
+// the cluster transport, never the log); when node 3 dies its viewers
+// vanish from node 2's answer.
+func TestLiveUpdatesAcrossTheCluster(t *testing.T) {
+	c := newCluster(t, 3)
+	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
+	cl := newClient(t, n1.URL())
+	m := want(t, cl.do("POST", "/api/v1/signup", map[string]any{"workspace_name": "Acme", "workspace_slug": "acme",
+		"name": "Owner", "email": "owner@acme.test", "password": "password-acme"}), 201, "signup")
+	cl.token = m["access_token"].(string)
+	me := m["owner"].(map[string]any)["id"].(string)
+	pid := want(t, cl.do("POST", "/api/v1/projects", map[string]any{"name": "Live"}), 201, "project")["id"].(string)
+	topic := "project:" + pid
+
+	// A socket on node n, once the session has reached it.
+	dial := func(n *cnode) *websocket.Conn {
+		var ws *websocket.Conn
+		eventually(t, 30*time.Second, func() bool {
+			var err error
+			ws, _, err = websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(n.URL(), "http")+"/api/v1/ws",
+				http.Header{"Authorization": {"Bearer " + cl.token}})
+			return err == nil
+		}, fmt.Sprintf("websocket on node %d", n.id))
+		t.Cleanup(func() { ws.Close() })
+		if err := ws.WriteJSON(map[string]any{"type": "subscribe", "topics": []string{topic}}); err != nil {
+			t.Fatal(err)
+		}
+		return ws
+	}
+	a := dial(n2)
+	sub := readWS(t, a, 20*time.Second, "subscribed on node 2", func(m wsMsg) bool { return m.Type == "subscribed" })
+	b := dial(n3)
+	readWS(t, b, 20*time.Second, "subscribed on node 3", func(m wsMsg) bool { return m.Type == "subscribed" })
+	if err := b.WriteJSON(map[string]any{"type": "presence", "topic": topic, "state": "viewing"}); err != nil {
+		t.Fatal(err)
+	}
+	readWS(t, a, 20*time.Second, "node 2 told of the viewer on node 3", func(m wsMsg) bool {
+		return m.Type == "presence" && m.Topic == topic && slices.Contains(m.Viewers, me)
+	})
+
+	// Writes through nodes 1 and 3, each acknowledged before the next.
+	c3 := newClient(t, n3.URL())
+	c3.token = cl.token
+	var created []string
+	for i := range 20 {
+		w := cl
+		if i%2 == 1 {
+			w = c3
+		}
+		r := w.do("POST", "/api/v1/projects/"+pid+"/tasks", map[string]any{"title": fmt.Sprintf("live %d", i)})
+		if r.Status == 401 { // the session has not reached node 3 yet: that is a read, not a write
+			eventually(t, 30*time.Second, func() bool {
+				r = w.do("POST", "/api/v1/projects/"+pid+"/tasks", map[string]any{"title": fmt.Sprintf("live %d", i)})
+				return r.Status != 401
+			}, "session on node 3")
+		}
+		created = append(created, want(t, r, 201, "task")["id"].(string))
+	}
+	last := sub.Seq
+	var seen []string
+	for len(seen) < len(created) {
+		m := readWS(t, a, 20*time.Second, fmt.Sprintf("event %d on node 2", len(seen)+1), func(m wsMsg) bool { return m.Type == "event" })
+		if m.Seq <= last {
+			t.Fatalf("seq %d after %d", m.Seq, last)
+		}
+		last = m.Seq
+		for _, ch := range m.Changes {
+			if ch.TaskID != "" && !slices.Contains(seen, ch.TaskID) {
+				seen = append(seen, ch.TaskID)
+			}
+		}
+	}
+	if !slices.Equal(seen, created) {
+		t.Fatalf("node 2 saw the tasks in the order %v, created %v", seen, created)
+	}
+
+	// Node 3 dies with its viewer: node 2 stops counting them.
+	c.kill(n3)
+	readWS(t, a, 30*time.Second, "node 2 forgets the dead node's viewer", func(m wsMsg) bool {
+		return m.Type == "presence" && m.Topic == topic && !slices.Contains(m.Viewers, me)
+	})
 }

@@ -93,6 +93,20 @@ func serve(ctx context.Context, cfg Config, out, errOut io.Writer) error {
 	// EventsFrom reads only the command; Publish and Advance only enqueue,
 	// so the store's observer goroutine is never held up by clients.
 	n.store.Observe(engine.ObserveEvents(api))
+	if n.raft != nil {
+		// Presence (who is viewing a project or task) is in memory on the
+		// node a client is connected to: share it with the other members.
+		presenceCtx, stopPresence := context.WithCancel(ctx)
+		presenceDone := make(chan struct{})
+		go func() {
+			defer close(presenceDone)
+			n.presence.run(presenceCtx, api, n.raft.Gossip)
+		}()
+		defer func() {
+			stopPresence()
+			<-presenceDone
+		}()
+	}
 
 	handler := api.Handler()
 	sched := n.eng.NewScheduler(func(id string, err error) { logger.Error("job failed", "job", id, "err", err) })
