@@ -59,8 +59,15 @@ type server struct {
 var baseURLRE = regexp.MustCompile(`serving on (http://[0-9.:]+)`)
 
 // start runs the binary on a free loopback port with data in dir and waits
-// (polling /readyz with a deadline) until it serves.
+// (polling /readyz with a deadline) until it serves. Its log goes to the
+// test's stderr.
 func start(t testing.TB, dir string, args ...string) *server {
+	t.Helper()
+	return startLogging(t, dir, os.Stderr, args...)
+}
+
+// startLogging is start with the server's log (its stderr) written to logs.
+func startLogging(t testing.TB, dir string, logs io.Writer, args ...string) *server {
 	t.Helper()
 	s := &server{t: t, Data: dir, exited: make(chan error, 1)}
 	// Rate limits are off unless a test turns them on (a later flag wins):
@@ -71,7 +78,7 @@ func start(t testing.TB, dir string, args ...string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.cmd.Stderr = os.Stderr
+	s.cmd.Stderr = logs
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
