@@ -20,7 +20,9 @@ import (
 // TestKillNineLoop is RELIABILITY S1: a real `teamflow serve` takes writes
 // from 8 clients and is killed with SIGKILL at random moments; after each
 // restart the store must open and hold every acknowledged write, nothing
-// that was never attempted, and no half of a command.
+// that was never attempted, and no half of a command. At the end, AU5: every
+// task and comment that survived has its activity entry, and every
+// activity entry its task or comment (they are written in one batch).
 func TestKillNineLoop(t *testing.T) {
 	iterations := 20
 	if s := os.Getenv("S1_ITERATIONS"); s != "" {
@@ -39,6 +41,7 @@ func TestKillNineLoop(t *testing.T) {
 	var acked []ackedTask
 	ackedComments := map[string][]string{} // task id → comment bodies
 	openFailures, lost, phantom, torn, kills := 0, 0, 0, 0, 0
+	var listed map[string]string
 
 	for it := range iterations {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -91,7 +94,7 @@ func TestKillNineLoop(t *testing.T) {
 		s = s2
 		c.base = s.URL
 		// Every task in the project list must have its record, and the reverse.
-		listed := map[string]string{}
+		listed = map[string]string{}
 		cursor := ""
 		for {
 			l := want(t, c.do("GET", "/api/v1/projects/"+pid+"/tasks?limit=200&cursor="+url.QueryEscape(cursor), nil), 200, "list")
@@ -146,6 +149,52 @@ func TestKillNineLoop(t *testing.T) {
 		}
 		mu.Unlock()
 	}
+	// AU5: actions and their activity entries, both ways.
+	created := map[string]bool{}
+	commentEntries := map[string]int{}
+	withoutAction, entries := 0, 0
+	for cursor := ""; ; {
+		l := want(t, c.do("GET", "/api/v1/projects/"+pid+"/activity?limit=200&cursor="+url.QueryEscape(cursor), nil), 200, "activity")
+		for _, x := range l["items"].([]any) {
+			e := x.(map[string]any)
+			entries++
+			task, _ := e["task_id"].(string)
+			switch e["kind"] {
+			case "task.created":
+				created[task] = true
+				if _, ok := listed[task]; !ok {
+					withoutAction++
+					t.Errorf("activity says task %s was created; it does not exist", task)
+				}
+			case "comment.created":
+				commentEntries[task]++
+			}
+		}
+		if cursor, _ = l["next_cursor"].(string); cursor == "" {
+			break
+		}
+	}
+	withoutAudit, comments := 0, 0
+	for id := range listed {
+		if !created[id] {
+			withoutAudit++
+			t.Errorf("task %s exists without its task.created activity entry", id)
+		}
+		l := want(t, c.do("GET", "/api/v1/tasks/"+id+"/comments?limit=200", nil), 200, "comments")
+		n := len(l["items"].([]any))
+		comments += n
+		if n != commentEntries[id] {
+			withoutAudit += max(0, n-commentEntries[id])
+			withoutAction += max(0, commentEntries[id]-n)
+			t.Errorf("task %s has %d comments and %d comment.created entries", id, n, commentEntries[id])
+		}
+	}
+	figures.Report(t, "AU5", seed, []figures.Figure{
+		figures.Eq("actions_without_audit", float64(withoutAudit), 0),
+		figures.Eq("audit_without_action", float64(withoutAction), 0),
+		figures.Guard("actions_checked", float64(len(listed)+comments), float64(iterations*20)),
+		figures.Guard("entries_checked", float64(entries), float64(iterations*20)),
+	})
 	figures.Report(t, "S1", seed, []figures.Figure{
 		figures.Eq("open_failures", float64(openFailures), 0),
 		figures.Eq("lost_acked", float64(lost), 0),
