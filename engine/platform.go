@@ -80,6 +80,22 @@ func (s *Service) BootstrapWith(ctx context.Context, opts BootstrapOptions) (*Bo
 		if st != nil && (st.DoneAt != 0 || opts.KeepSetupLink && s.now().UnixMilli() < st.ExpiresAt) {
 			return nil, errAlreadyDone
 		}
+		if st == nil {
+			// A store that already holds a workspace (restored from a
+			// cloud-mode backup, or first served in cloud mode) has been
+			// set up: a link would let anyone holding it add another.
+			found := false
+			err := sys.Scan(sysWorkspaces(), storage.ScanOptions{}, func(storage.Key, storage.Record) error {
+				found = true
+				return storage.ErrStop
+			})
+			if err != nil {
+				return nil, err
+			}
+			if found {
+				return nil, errAlreadyDone
+			}
+		}
 		ch := s.newChange("", "platform.setup_token", "system")
 		ch.expectSys(sysSetup, rec.Version)
 		ch.putSys(sysSetup, setupRecord{TokenHash: hashToken(token), ExpiresAt: expires.UnixMilli()}, rec.Version+1)

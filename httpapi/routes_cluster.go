@@ -47,10 +47,12 @@ type NodeOps interface {
 	OpenBackup(ctx context.Context) (Backup, error)
 }
 
-// Backup is a pinned snapshot being streamed out.
+// Backup is a pinned snapshot being streamed out: the whole store, or one
+// workspace's part of it.
 type Backup interface {
 	Index() uint64
 	WriteTo(w io.Writer) (int64, error)
+	WriteWorkspaceTo(w io.Writer, scope *engine.BackupScope) (int64, error)
 	Close() error
 }
 
@@ -240,11 +242,14 @@ func (s *Server) bindCluster() {
 
 	huma.Register(s.api, huma.Operation{
 		OperationID: "platform-backup", Method: http.MethodGet, Path: "/api/v1/platform/backup", Tags: []string{"Platform"},
-		Summary: "Stream a consistent snapshot of the whole store (platform operator; `teamflow backup`)",
+		Summary: "Stream a consistent snapshot of the whole store, or of one workspace (platform operator; `teamflow backup`)",
 		Description: "The body is a self-checking snapshot stream (format, applied index, records, SHA-256 trailer) that includes every write " +
-			"acknowledged before the request; TeamFlow-Backup-Index names its index. A stream cut short fails its checksum at restore.",
+			"acknowledged before the request; TeamFlow-Backup-Index names its index. A stream cut short fails its checksum at restore. " +
+			"With `workspace`, the stream holds that workspace alone (its records and registry entry; no other workspace and no platform secret).",
 		Security: operatorSecurity,
-	}, func(ctx context.Context, _ *struct{}) (*huma.StreamResponse, error) {
+	}, func(ctx context.Context, in *struct {
+		Workspace string `query:"workspace" maxLength:"64" doc:"Slug of the one workspace to back up (default: the whole store)"`
+	}) (*huma.StreamResponse, error) {
 		if err := requireOperatorPrincipal(ctx); err != nil {
 			return nil, err
 		}
@@ -252,18 +257,28 @@ func (s *Server) bindCluster() {
 		if err != nil {
 			return nil, err
 		}
+		var scope *engine.BackupScope
+		if in.Workspace != "" {
+			if scope, err = s.eng.WorkspaceBackupScope(ctx, principal(ctx), in.Workspace); err != nil {
+				return nil, s.fail(ctx, err)
+			}
+		}
 		b, err := ops.OpenBackup(ctx)
 		if err != nil {
 			return nil, s.opFail(ctx, err)
 		}
-		s.log.Info("platform operator took a backup", "index", b.Index(), "audit", true, "request_id", requestIDFrom(ctx))
+		s.log.Info("platform operator took a backup", "index", b.Index(), "workspace", in.Workspace, "audit", true, "request_id", requestIDFrom(ctx))
 		return &huma.StreamResponse{Body: func(hc huma.Context) {
 			defer b.Close()
 			hc.SetHeader("Content-Type", "application/octet-stream")
 			hc.SetHeader("Content-Disposition", fmt.Sprintf(`attachment; filename="teamflow-%d.tfbackup"`, b.Index()))
 			hc.SetHeader("TeamFlow-Backup-Index", strconv.FormatUint(b.Index(), 10))
 			hc.SetStatus(http.StatusOK)
-			if _, err := b.WriteTo(hc.BodyWriter()); err != nil {
+			write := b.WriteTo
+			if scope != nil {
+				write = func(w io.Writer) (int64, error) { return b.WriteWorkspaceTo(w, scope) }
+			}
+			if _, err := write(hc.BodyWriter()); err != nil {
 				// The status is sent; the truncated stream fails its
 				// checksum wherever it is restored.
 				s.log.Error("backup stream failed", "err", err, "request_id", requestIDFrom(ctx))

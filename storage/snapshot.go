@@ -83,7 +83,25 @@ func (sn *Snapshot) Close() error {
 }
 
 // WriteTo writes the snapshot stream to w.
-func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
+func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) { return sn.write(w, nil) }
+
+// WriteTenantTo writes a snapshot stream of one workspace: every key of its
+// keyspace and the platform records named by sys (keys relative to the
+// platform space, e.g. the workspace's registry entry), nothing else: no
+// other workspace, no platform secret, none of the store's bookkeeping. It
+// is a valid stream (same format and checks): installed into an empty
+// store, it holds that workspace alone.
+func (sn *Snapshot) WriteTenantTo(w io.Writer, tenant string, sys ...Key) (int64, error) {
+	prefix := TenantPrefix(tenant)
+	keep := make(map[string]bool, len(sys))
+	for _, k := range sys {
+		keep[string(absolute(sysPrefix(), k))] = true
+	}
+	return sn.write(w, func(k []byte) bool { return bytes.HasPrefix(k, prefix) || keep[string(k)] })
+}
+
+// write streams the keys keep accepts (every key when keep is nil).
+func (sn *Snapshot) write(w io.Writer, keep func(k []byte) bool) (int64, error) {
 	if sn.snap == nil {
 		return 0, ErrClosed
 	}
@@ -104,6 +122,9 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	var lenBuf [binary.MaxVarintLen64]byte
 	for it.First(); it.Valid(); it.Next() {
 		k := it.Key()
+		if keep != nil && !keep(k) {
+			continue
+		}
 		v, err := it.ValueAndErr()
 		if err != nil {
 			return cw.n, fmt.Errorf("storage: snapshot: %w", err)

@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 
 	"github.com/teamflow/teamflow/cluster"
+	"github.com/teamflow/teamflow/engine"
 	"github.com/teamflow/teamflow/httpapi"
+	"github.com/teamflow/teamflow/storage"
 )
 
 // state adapts the node for httpapi: its StateSource, ReadBarrier and
@@ -119,7 +122,15 @@ func (s state) OpenBackup(ctx context.Context) (httpapi.Backup, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sn, nil
+	return backup{sn}, nil
+}
+
+// backup is a pinned snapshot of the store, streamed whole or for one
+// workspace.
+type backup struct{ *storage.Snapshot }
+
+func (b backup) WriteWorkspaceTo(w io.Writer, scope *engine.BackupScope) (int64, error) {
+	return b.WriteTenantTo(w, scope.Tenant, scope.Sys...)
 }
 
 var errNotClustered = &httpapi.OpError{Status: http.StatusConflict, Code: "not_clustered",
