@@ -277,12 +277,8 @@ func (s *Service) SendNotificationMail(ctx context.Context) (int, error) {
 	if !s.mailEnabled() {
 		return 0, nil
 	}
-	_, sys := s.sys()
-	var tenants []string
-	if err := sys.Scan(sysWorkspaces(), storage.ScanOptions{}, func(k storage.Key, _ storage.Record) error {
-		tenants = append(tenants, lastPart(k))
-		return nil
-	}); err != nil {
+	tenants, err := s.workspaceIDs()
+	if err != nil {
 		return 0, err
 	}
 	sent := 0
@@ -354,12 +350,8 @@ func describeNotification(n notificationRecord) string {
 // NotifyDueSoon notifies the assignees of live tasks due within the next
 // day, once per task and due date. Run it on the leader, hourly.
 func (s *Service) NotifyDueSoon(ctx context.Context) (int, error) {
-	_, sys := s.sys()
-	var tenants []string
-	if err := sys.Scan(sysWorkspaces(), storage.ScanOptions{}, func(k storage.Key, _ storage.Record) error {
-		tenants = append(tenants, lastPart(k))
-		return nil
-	}); err != nil {
+	tenants, err := s.workspaceIDs()
+	if err != nil {
 		return 0, err
 	}
 	now := s.now()

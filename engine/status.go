@@ -423,12 +423,8 @@ func (s *Service) SendDigests(ctx context.Context) (int, error) {
 	if !s.mailEnabled() {
 		return 0, nil
 	}
-	_, sys := s.sys()
-	var tenants []string
-	if err := sys.Scan(sysWorkspaces(), storage.ScanOptions{}, func(k storage.Key, _ storage.Record) error {
-		tenants = append(tenants, lastPart(k))
-		return nil
-	}); err != nil {
+	tenants, err := s.workspaceIDs()
+	if err != nil {
 		return 0, err
 	}
 	now := s.now()

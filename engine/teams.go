@@ -295,12 +295,8 @@ func (s *Service) ListTeamUpdates(ctx context.Context, p Principal, id string, p
 // failover conflicts instead of writing a second update. Run it on the
 // leader every few minutes.
 func (s *Service) RunTeamSchedules(ctx context.Context) (int, error) {
-	_, sys := s.sys()
-	var tenants []string
-	if err := sys.Scan(sysWorkspaces(), storage.ScanOptions{}, func(k storage.Key, _ storage.Record) error {
-		tenants = append(tenants, lastPart(k))
-		return nil
-	}); err != nil {
+	tenants, err := s.workspaceIDs()
+	if err != nil {
 		return 0, err
 	}
 	now := s.now()

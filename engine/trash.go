@@ -62,12 +62,8 @@ const maxPurgeOps = 2000
 // after a failover) finds nothing left to do. It returns how many items it
 // purged.
 func (s *Service) PurgeExpired(ctx context.Context) (int, error) {
-	_, sys := s.sys()
-	var tenants []string
-	if err := sys.Scan(sysWorkspaces(), storage.ScanOptions{}, func(k storage.Key, _ storage.Record) error {
-		tenants = append(tenants, lastPart(k))
-		return nil
-	}); err != nil {
+	tenants, err := s.workspaceIDs()
+	if err != nil {
 		return 0, err
 	}
 	cutoff := s.now().Add(-s.cfg.TrashTTL).UnixMilli()

@@ -157,6 +157,20 @@ func validateBranding(b Branding) error {
 
 var hexColorRE = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
 
+// workspaceIDs lists every workspace's ID, for the jobs that visit each.
+func (s *Service) workspaceIDs() ([]string, error) {
+	_, sys := s.sys()
+	var ids []string
+	err := sys.Scan(sysWorkspaces(), storage.ScanOptions{}, func(k storage.Key, _ storage.Record) error {
+		ids = append(ids, lastPart(k))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("engine: list workspaces: %w", err)
+	}
+	return ids, nil
+}
+
 // workspaceBySlug resolves a slug; "" when unknown.
 func (s *Service) workspaceBySlug(slug string) (string, error) {
 	if slug == "" || len(slug) > 64 {

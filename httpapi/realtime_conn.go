@@ -176,13 +176,19 @@ func (s *Server) realtimePrincipal(c *gin.Context) (engine.Principal, bool) {
 	return p, true
 }
 
-// serveWS upgrades GET /api/v1/ws to a live-update websocket.
-func (s *Server) serveWS(c *gin.Context) {
+// liveCaller checks a live-update request's Origin, then its credential;
+// false when it was answered with a problem.
+func (s *Server) liveCaller(c *gin.Context) (engine.Principal, bool) {
 	if !s.originAllowed(c.Request) {
 		writeProblem(c, newProblem(http.StatusForbidden, "origin_not_allowed", "this Origin may not open a live-update connection"))
-		return
+		return engine.Principal{}, false
 	}
-	p, ok := s.realtimePrincipal(c)
+	return s.realtimePrincipal(c)
+}
+
+// serveWS upgrades GET /api/v1/ws to a live-update websocket.
+func (s *Server) serveWS(c *gin.Context) {
+	p, ok := s.liveCaller(c)
 	if !ok {
 		return
 	}
@@ -221,11 +227,7 @@ func (s *Server) registerConn(c *gin.Context, conn *rtConn) bool {
 // /api/v1/events?topics=workspace,project:<id> with Last-Event-ID (or
 // since=) to resume. Every topic is authorized before the stream starts.
 func (s *Server) serveSSE(c *gin.Context) {
-	if !s.originAllowed(c.Request) {
-		writeProblem(c, newProblem(http.StatusForbidden, "origin_not_allowed", "this Origin may not open a live-update connection"))
-		return
-	}
-	p, ok := s.realtimePrincipal(c)
+	p, ok := s.liveCaller(c)
 	if !ok {
 		return
 	}

@@ -22,7 +22,12 @@ type statusRequestBody struct {
 	To     *time.Time `json:"to,omitempty" doc:"…to"`
 }
 
-func (b statusRequestBody) request() engine.StatusRequest {
+// request is the engine's request for the body; no body asks for the
+// defaults (the week ending now).
+func (b *statusRequestBody) request() engine.StatusRequest {
+	if b == nil {
+		return engine.StatusRequest{}
+	}
 	r := engine.StatusRequest{Period: b.Period}
 	if b.From != nil {
 		r.From = *b.From
@@ -45,6 +50,17 @@ type StreamError struct {
 	Detail string `json:"detail"`
 }
 
+// statusAnswer turns the engine's answer about one update into the
+// route's, with the update's version as its ETag.
+func (s *Server) statusAnswer(ctx context.Context) func(*engine.StatusUpdate, error) (*statusOut, error) {
+	return func(u *engine.StatusUpdate, err error) (*statusOut, error) {
+		if err != nil {
+			return nil, s.fail(ctx, err)
+		}
+		return &statusOut{ETag: etag(u.Version), Body: u}, nil
+	}
+}
+
 func (s *Server) bindStatus() {
 	huma.Register(s.api, huma.Operation{
 		OperationID: "create-status-update", Method: http.MethodPost, Path: "/api/v1/projects/{id}/status-updates", Tags: []string{"Status updates"},
@@ -55,16 +71,9 @@ func (s *Server) bindStatus() {
 		IDParam
 		Body *statusRequestBody `required:"false"`
 	}) (*statusOut, error) {
-		req := engine.StatusRequest{}
-		if in.Body != nil {
-			req = in.Body.request()
-		}
+		req := in.Body.request()
 		req.ProjectID = in.ID
-		u, err := s.eng.CreateStatusUpdate(ctx, principal(ctx), req)
-		if err != nil {
-			return nil, s.fail(ctx, err)
-		}
-		return &statusOut{ETag: etag(u.Version), Body: u}, nil
+		return s.statusAnswer(ctx)(s.eng.CreateStatusUpdate(ctx, principal(ctx), req))
 	})
 
 	sse.Register(s.api, huma.Operation{
@@ -76,10 +85,7 @@ func (s *Server) bindStatus() {
 		IDParam
 		Body *statusRequestBody `required:"false"`
 	}, send sse.Sender) {
-		req := engine.StatusRequest{}
-		if in.Body != nil {
-			req = in.Body.request()
-		}
+		req := in.Body.request()
 		req.ProjectID = in.ID
 		req.OnText = func(chunk string) { _ = send.Data(TextChunk{Text: chunk}) }
 		u, err := s.eng.CreateStatusUpdate(ctx, principal(ctx), req)
@@ -113,11 +119,7 @@ func (s *Server) bindStatus() {
 		OperationID: "get-status-update", Method: http.MethodGet, Path: "/api/v1/status-updates/{id}", Tags: []string{"Status updates"},
 		Summary: "One status update", Security: sessionSecurity,
 	}, func(ctx context.Context, in *struct{ IDParam }) (*statusOut, error) {
-		u, err := s.eng.GetStatusUpdate(ctx, principal(ctx), in.ID)
-		if err != nil {
-			return nil, s.fail(ctx, err)
-		}
-		return &statusOut{ETag: etag(u.Version), Body: u}, nil
+		return s.statusAnswer(ctx)(s.eng.GetStatusUpdate(ctx, principal(ctx), in.ID))
 	})
 
 	huma.Register(s.api, huma.Operation{
@@ -134,22 +136,14 @@ func (s *Server) bindStatus() {
 		if err != nil {
 			return nil, err
 		}
-		u, err := s.eng.EditStatusUpdate(ctx, principal(ctx), in.ID, in.Body.Text, v)
-		if err != nil {
-			return nil, s.fail(ctx, err)
-		}
-		return &statusOut{ETag: etag(u.Version), Body: u}, nil
+		return s.statusAnswer(ctx)(s.eng.EditStatusUpdate(ctx, principal(ctx), in.ID, in.Body.Text, v))
 	})
 
 	huma.Register(s.api, huma.Operation{
 		OperationID: "publish-status-update", Method: http.MethodPost, Path: "/api/v1/status-updates/{id}/publish", Tags: []string{"Status updates"},
 		Summary: "Publish an update to the activity feed and the weekly digest (the project's Lead)", Security: sessionSecurity,
 	}, func(ctx context.Context, in *struct{ IDParam }) (*statusOut, error) {
-		u, err := s.eng.PublishStatusUpdate(ctx, principal(ctx), in.ID)
-		if err != nil {
-			return nil, s.fail(ctx, err)
-		}
-		return &statusOut{ETag: etag(u.Version), Body: u}, nil
+		return s.statusAnswer(ctx)(s.eng.PublishStatusUpdate(ctx, principal(ctx), in.ID))
 	})
 
 	huma.Register(s.api, huma.Operation{
@@ -241,16 +235,9 @@ func (s *Server) bindStatus() {
 		IDParam
 		Body *statusRequestBody `required:"false"`
 	}) (*statusOut, error) {
-		req := engine.StatusRequest{}
-		if in.Body != nil {
-			req = in.Body.request()
-		}
+		req := in.Body.request()
 		req.TeamID = in.ID
-		u, err := s.eng.CreateStatusUpdate(ctx, principal(ctx), req)
-		if err != nil {
-			return nil, s.fail(ctx, err)
-		}
-		return &statusOut{ETag: etag(u.Version), Body: u}, nil
+		return s.statusAnswer(ctx)(s.eng.CreateStatusUpdate(ctx, principal(ctx), req))
 	})
 	huma.Register(s.api, huma.Operation{
 		OperationID: "list-team-status-updates", Method: http.MethodGet, Path: "/api/v1/teams/{id}/status-updates", Tags: []string{"Status updates"},

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -83,33 +84,36 @@ func (sn *Snapshot) Close() error {
 }
 
 // WriteTo writes the snapshot stream to w.
-func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) { return sn.write(w, nil) }
+func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) { return sn.write(w, []span{{}}) }
 
 // WriteTenantTo writes a snapshot stream of one workspace: every key of its
 // keyspace and the platform records named by sys (keys relative to the
 // platform space, e.g. the workspace's registry entry), nothing else: no
 // other workspace, no platform secret, none of the store's bookkeeping. It
 // is a valid stream (same format and checks): installed into an empty
-// store, it holds that workspace alone.
+// store, it holds that workspace alone. It reads only those keys.
 func (sn *Snapshot) WriteTenantTo(w io.Writer, tenant string, sys ...Key) (int64, error) {
-	prefix := TenantPrefix(tenant)
-	keep := make(map[string]bool, len(sys))
+	spans := make([]span, 0, len(sys)+1)
 	for _, k := range sys {
-		keep[string(absolute(sysPrefix(), k))] = true
+		abs := absolute(sysPrefix(), k)
+		spans = append(spans, span{lo: abs, hi: append(slices.Clip(abs), 0)})
 	}
-	return sn.write(w, func(k []byte) bool { return bytes.HasPrefix(k, prefix) || keep[string(k)] })
+	prefix := TenantPrefix(tenant)
+	spans = append(spans, span{lo: prefix, hi: prefix.PrefixEnd()})
+	// The stream is in key order: spans in order, each once.
+	slices.SortFunc(spans, func(a, b span) int { return bytes.Compare(a.lo, b.lo) })
+	spans = slices.CompactFunc(spans, func(a, b span) bool { return bytes.Equal(a.lo, b.lo) })
+	return sn.write(w, spans)
 }
 
-// write streams the keys keep accepts (every key when keep is nil).
-func (sn *Snapshot) write(w io.Writer, keep func(k []byte) bool) (int64, error) {
+// span is a key range [lo, hi); nil bounds are open.
+type span struct{ lo, hi []byte }
+
+// write streams the keys of spans, which are in key order and disjoint.
+func (sn *Snapshot) write(w io.Writer, spans []span) (int64, error) {
 	if sn.snap == nil {
 		return 0, ErrClosed
 	}
-	it, err := sn.snap.NewIter(nil)
-	if err != nil {
-		return 0, fmt.Errorf("storage: snapshot: %w", err)
-	}
-	defer it.Close()
 	cw := &countWriter{w: w}
 	h := sha256.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(cw, h), 256<<10)
@@ -120,26 +124,31 @@ func (sn *Snapshot) write(w io.Writer, keep func(k []byte) bool) (int64, error) 
 	bw.Write(hdr[:])
 	var count uint64
 	var lenBuf [binary.MaxVarintLen64]byte
-	for it.First(); it.Valid(); it.Next() {
-		k := it.Key()
-		if keep != nil && !keep(k) {
-			continue
-		}
-		v, err := it.ValueAndErr()
+	for _, sp := range spans {
+		it, err := sn.snap.NewIter(&pebble.IterOptions{LowerBound: sp.lo, UpperBound: sp.hi})
 		if err != nil {
 			return cw.n, fmt.Errorf("storage: snapshot: %w", err)
 		}
-		bw.WriteByte(snapRecord)
-		bw.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(k)))])
-		bw.Write(k)
-		bw.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(v)))])
-		if _, err := bw.Write(v); err != nil {
-			return cw.n, fmt.Errorf("storage: snapshot: write: %w", err)
+		for it.First(); it.Valid(); it.Next() {
+			k := it.Key()
+			v, err := it.ValueAndErr()
+			if err != nil {
+				it.Close()
+				return cw.n, fmt.Errorf("storage: snapshot: %w", err)
+			}
+			bw.WriteByte(snapRecord)
+			bw.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(k)))])
+			bw.Write(k)
+			bw.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(v)))])
+			if _, err := bw.Write(v); err != nil {
+				it.Close()
+				return cw.n, fmt.Errorf("storage: snapshot: write: %w", err)
+			}
+			count++
 		}
-		count++
-	}
-	if err := it.Error(); err != nil {
-		return cw.n, fmt.Errorf("storage: snapshot: %w", err)
+		if err := it.Close(); err != nil {
+			return cw.n, fmt.Errorf("storage: snapshot: %w", err)
+		}
 	}
 	var tr [9]byte
 	tr[0] = snapTrailer

@@ -204,9 +204,9 @@ func New(cfg Config) (*Transport, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Transport{cfg: cfg, ctx: ctx, cancel: cancel, peers: map[uint64]*peer{}}
 	mux := http.NewServeMux()
-	mux.HandleFunc(PathMessages, t.handleMessages)
-	mux.HandleFunc(PathSnapshot, t.handleSnapshot)
-	mux.HandleFunc(PathGossip, t.handleGossip)
+	mux.HandleFunc(PathMessages, t.endpoint(t.handleMessages))
+	mux.HandleFunc(PathSnapshot, t.endpoint(t.handleSnapshot))
+	mux.HandleFunc(PathGossip, t.endpoint(t.handleGossip))
 	t.srv = &http.Server{
 		Handler:           mux,
 		TLSConfig:         serverTLS,
@@ -529,19 +529,37 @@ func (t *Transport) enter() bool {
 	return true
 }
 
-func (t *Transport) handleMessages(w http.ResponseWriter, r *http.Request) {
-	if !t.enter() {
-		t.refuse(w, http.StatusServiceUnavailable, "closing")
-		return
+// endpoint wraps a handler: POST only, and counted so Close waits for it
+// (refused once the transport is closing).
+func (t *Transport) endpoint(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !t.enter() {
+			t.refuse(w, http.StatusServiceUnavailable, "closing")
+			return
+		}
+		defer t.hwg.Done()
+		if r.Method != http.MethodPost {
+			t.refuse(w, http.StatusMethodNotAllowed, "POST only")
+			return
+		}
+		h(w, r)
 	}
-	defer t.hwg.Done()
-	if r.Method != http.MethodPost {
-		t.refuse(w, http.StatusMethodNotAllowed, "POST only")
-		return
-	}
+}
+
+// sender reads the sending node's ID from a post; false (and the request
+// refused) when it is missing or a refused member's.
+func (t *Transport) sender(w http.ResponseWriter, r *http.Request) (uint64, bool) {
 	from, err := strconv.ParseUint(r.Header.Get(headerFrom), 10, 64)
-	if err != nil || (t.cfg.Refuse != nil && t.cfg.Refuse(from)) {
+	if err != nil || from == 0 || (t.cfg.Refuse != nil && t.cfg.Refuse(from)) {
 		t.refuse(w, http.StatusForbidden, "sender refused")
+		return 0, false
+	}
+	return from, true
+}
+
+func (t *Transport) handleMessages(w http.ResponseWriter, r *http.Request) {
+	from, ok := t.sender(w, r)
+	if !ok {
 		return
 	}
 	if addr := r.Header.Get(headerAddr); addr != "" {
@@ -593,15 +611,6 @@ func (t *Transport) handleMessages(w http.ResponseWriter, r *http.Request) {
 }
 
 func (t *Transport) handleSnapshot(w http.ResponseWriter, r *http.Request) {
-	if !t.enter() {
-		t.refuse(w, http.StatusServiceUnavailable, "closing")
-		return
-	}
-	defer t.hwg.Done()
-	if r.Method != http.MethodPost {
-		t.refuse(w, http.StatusMethodNotAllowed, "POST only")
-		return
-	}
 	hdr, err := base64.StdEncoding.DecodeString(r.Header.Get(headerMessage))
 	m := &pb.Message{}
 	if err != nil || proto.Unmarshal(hdr, m) != nil || m.GetType() != pb.MsgSnap || m.GetSnapshot().GetMetadata().GetIndex() == 0 {
@@ -624,22 +633,12 @@ func (t *Transport) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (t *Transport) handleGossip(w http.ResponseWriter, r *http.Request) {
-	if !t.enter() {
-		t.refuse(w, http.StatusServiceUnavailable, "closing")
-		return
-	}
-	defer t.hwg.Done()
-	if r.Method != http.MethodPost {
-		t.refuse(w, http.StatusMethodNotAllowed, "POST only")
-		return
-	}
 	if t.cfg.Gossip == nil {
 		t.refuse(w, http.StatusNotFound, "no gossip here")
 		return
 	}
-	from, err := strconv.ParseUint(r.Header.Get(headerFrom), 10, 64)
-	if err != nil || from == 0 || (t.cfg.Refuse != nil && t.cfg.Refuse(from)) {
-		t.refuse(w, http.StatusForbidden, "sender refused")
+	from, ok := t.sender(w, r)
+	if !ok {
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxGossipBytes+1))
