@@ -21,6 +21,9 @@ type oneTimeToken struct {
 	UserID    string `json:"user_id"`
 	Email     string `json:"email"`
 	ExpiresAt int64  `json:"expires_at"`
+	// UsedAt marks a spent token: it stays as a tombstone (without the
+	// address) so a second use is recognised and audited.
+	UsedAt int64 `json:"used_at,omitempty"`
 }
 
 const (
@@ -64,8 +67,18 @@ func (s *Service) putOneTime(ch *change, purpose string, u *userRecord, ttl time
 
 var errOneTime = &Error{Code: "invalid_token", Message: "the link is invalid, used or expired", Err: ErrUnauthenticated}
 
+// spendOneTime replaces a token's record with its tombstone in ch.
+func (s *Service) spendOneTime(ch *change, token string, ot *oneTimeToken, rec storage.Record) {
+	key := kOneTime(hashToken(token))
+	ch.expect(key, rec.Version)
+	ch.put(key, oneTimeToken{Purpose: ot.Purpose, UserID: ot.UserID, ExpiresAt: ot.ExpiresAt, UsedAt: s.now().UnixMilli()}, rec.Version+1)
+}
+
 // oneTime resolves a token of purpose: its workspace, record and account.
-func (s *Service) oneTime(token, purpose string) (string, *oneTimeToken, storage.Record, *userRecord, storage.Record, error) {
+// A token this workspace issued that is spent or expired is audited there;
+// a malformed or unknown one names no account and is only logged (its
+// workspace is whatever the caller wrote, so it earns no entry there).
+func (s *Service) oneTime(ctx context.Context, token, purpose string) (string, *oneTimeToken, storage.Record, *userRecord, storage.Record, error) {
 	fail := func() (string, *oneTimeToken, storage.Record, *userRecord, storage.Record, error) {
 		return "", nil, storage.Record{}, nil, storage.Record{}, errOneTime
 	}
@@ -82,7 +95,20 @@ func (s *Service) oneTime(token, purpose string) (string, *oneTimeToken, storage
 	}
 	_, v := s.tenant(tenant)
 	ot, orec, err := getRecord[oneTimeToken](v, kOneTime(hashToken(token)))
-	if err != nil || ot.Purpose != purpose || s.now().UnixMilli() >= ot.ExpiresAt {
+	if err != nil || ot.Purpose != purpose {
+		s.log.Info("unknown one-time token presented", "purpose", purpose, "request_id", requestInfo(ctx).ID)
+		return fail()
+	}
+	reason := ""
+	switch {
+	case ot.UsedAt != 0:
+		reason = "reused"
+	case s.now().UnixMilli() >= ot.ExpiresAt:
+		reason = "expired"
+	}
+	if reason != "" {
+		s.auditEvent(ctx, tenant, "anonymous", auditInput{Action: "auth.token_refused", TargetKind: "member", TargetID: ot.UserID, Outcome: "denied",
+			Detail: map[string]any{"purpose": purpose, "reason": reason}})
 		return fail()
 	}
 	u, urec, err := getRecord[userRecord](v, kUser(ot.UserID))
@@ -128,15 +154,14 @@ func (s *Service) ResendVerification(ctx context.Context, p Principal) error {
 
 // VerifyEmail confirms an address with the token from the mail.
 func (s *Service) VerifyEmail(ctx context.Context, token string) error {
-	tenant, _, orec, u, urec, err := s.oneTime(token, purposeVerify)
+	tenant, ot, orec, u, urec, err := s.oneTime(ctx, token, purposeVerify)
 	if err != nil {
 		return err
 	}
 	log, _ := s.tenant(tenant)
 	ch := s.newChange(tenant, "auth.verify_email", u.ID)
-	ch.expect(kOneTime(hashToken(token)), orec.Version)
+	s.spendOneTime(ch, token, ot, orec)
 	ch.expect(kUser(u.ID), urec.Version)
-	ch.del(kOneTime(hashToken(token)))
 	u.EmailVerifiedAt, u.UpdatedAt = s.now().UnixMilli(), s.now().UnixMilli()
 	ch.put(kUser(u.ID), u, urec.Version+1)
 	s.audit(ctx, ch, auditInput{Action: "auth.verify_email", TargetKind: "member", TargetID: u.ID})
@@ -218,7 +243,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string) err
 	if err := validatePassword("password", password); err != nil {
 		return err
 	}
-	tenant, _, _, u, _, err := s.oneTime(token, purposeReset)
+	tenant, _, _, u, _, err := s.oneTime(ctx, token, purposeReset)
 	if err != nil {
 		return err
 	}
@@ -228,17 +253,16 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string) err
 	}
 	log, v := s.tenant(tenant)
 	ch := s.newChange(tenant, "auth.password_reset", u.ID)
-	_, orec, err := getRecord[oneTimeToken](v, kOneTime(hashToken(token)))
-	if err != nil {
+	ot, orec, err := getRecord[oneTimeToken](v, kOneTime(hashToken(token)))
+	if err != nil || ot.UsedAt != 0 {
 		return errOneTime
 	}
 	u, urec, err := getRecord[userRecord](v, kUser(u.ID))
 	if err != nil {
 		return errOneTime
 	}
-	ch.expect(kOneTime(hashToken(token)), orec.Version)
+	s.spendOneTime(ch, token, ot, orec)
 	ch.expect(kUser(u.ID), urec.Version)
-	ch.del(kOneTime(hashToken(token)))
 	u.PasswordHash, u.UpdatedAt = hash, s.now().UnixMilli()
 	u.FailedLogins, u.LockedUntil = 0, 0
 	ch.put(kUser(u.ID), u, urec.Version+1)
@@ -252,14 +276,16 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string) err
 // SignInWithMagicLink consumes a magic link: tokens, or a second-factor
 // challenge for an account that has one.
 func (s *Service) SignInWithMagicLink(ctx context.Context, token string, ci ClientInfo) (*LoginResult, error) {
-	tenant, _, orec, u, _, err := s.oneTime(token, purposeMagic)
+	tenant, ot, orec, u, _, err := s.oneTime(ctx, token, purposeMagic)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.ipAllowed(ctx, tenant); err != nil {
 		return nil, err
 	}
 	log, _ := s.tenant(tenant)
 	ch := s.newChange(tenant, "auth.magic_link", u.ID)
-	ch.expect(kOneTime(hashToken(token)), orec.Version)
-	ch.del(kOneTime(hashToken(token)))
+	s.spendOneTime(ch, token, ot, orec)
 	s.audit(ctx, ch, auditInput{Action: "auth.magic_link", TargetKind: "member", TargetID: u.ID})
 	if u.MFA.EnabledAt != 0 {
 		if err := s.proposeOnce(ctx, log, ch, errOneTime); err != nil {

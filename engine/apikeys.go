@@ -189,6 +189,9 @@ func (s *Service) authenticateAPIKey(ctx context.Context, token string) (Princip
 	if err != nil || u.Status != StatusActive {
 		return Principal{}, errBadToken
 	}
+	if err := s.refuseOutsideAllowlist(ctx, tenant, u.ID); err != nil {
+		return Principal{}, err
+	}
 	s.touchAPIKey(ctx, tenant, r.ID, now)
 	return Principal{Tenant: tenant, UserID: u.ID, Role: u.Role, APIKeyID: r.ID, Scopes: r.Scopes, Projects: r.Projects}, nil
 }

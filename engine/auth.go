@@ -256,6 +256,12 @@ type LoginResult struct {
 // second factor gets a challenge instead of tokens.
 func (s *Service) Login(ctx context.Context, in LoginInput) (*LoginResult, error) {
 	tenant, user := s.accountFor(in.Workspace, in.Email)
+	if tenant != "" {
+		if err := s.ipAllowed(ctx, tenant); err != nil {
+			s.log.Info("sign-in from outside the workspace's allowlist", "workspace", tenant, "ip", requestInfo(ctx).IP)
+			return nil, err
+		}
+	}
 	hash := ""
 	now := s.now()
 	locked := user != nil && user.LockedUntil > now.UnixMilli()
@@ -268,7 +274,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*LoginResult, error
 	}
 	if user == nil || locked || !ok {
 		if user != nil && !locked {
-			if err := s.loginFailed(ctx, tenant, user.ID); err != nil {
+			if err := s.loginFailed(ctx, tenant, user.ID, "auth.login_failed"); err != nil {
 				return nil, err
 			}
 		}
@@ -305,7 +311,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*LoginResult, error
 
 // loginFailed counts a failed password for an account and pauses it after
 // too many in the window, telling its owner by mail.
-func (s *Service) loginFailed(ctx context.Context, tenant, userID string) error {
+func (s *Service) loginFailed(ctx context.Context, tenant, userID, action string) error {
 	log, v := s.tenant(tenant)
 	_, err := s.commit(ctx, log, func() (*change, error) {
 		u, rec, err := getRecord[userRecord](v, kUser(userID))
@@ -317,9 +323,13 @@ func (s *Service) loginFailed(ctx context.Context, tenant, userID string) error 
 			u.FailedLogins, u.FailedSince = 0, now.UnixMilli()
 		}
 		u.FailedLogins++
-		ch := s.newChange(tenant, "auth.login_failed", "anonymous")
+		actor := "anonymous"
+		if action != "auth.login_failed" {
+			actor = u.ID // a signed-in account checking its password again
+		}
+		ch := s.newChange(tenant, action, actor)
 		ch.expect(kUser(u.ID), rec.Version)
-		s.audit(ctx, ch, auditInput{Action: "auth.login_failed", TargetKind: "member", TargetID: u.ID, Outcome: "failure"})
+		s.audit(ctx, ch, auditInput{Action: action, TargetKind: "member", TargetID: u.ID, Outcome: "failure"})
 		if u.FailedLogins >= maxLoginFailures {
 			u.FailedLogins, u.FailedSince = 0, 0
 			u.LockedUntil = now.Add(loginLock).UnixMilli()
@@ -369,13 +379,16 @@ func (s *Service) Refresh(ctx context.Context, token string) (*LoginResult, erro
 	if _, err := s.workspaceRecord(tenant); err != nil {
 		return nil, errBadToken
 	}
+	if err := s.ipAllowed(ctx, tenant); err != nil {
+		return nil, err
+	}
 	log, v := s.tenant(tenant)
 	key := kRefresh(hashToken(token))
 	var out *Tokens
 	var reused bool
-	var userID string
+	var userID, expiredFor string
 	_, err := s.commit(ctx, log, func() (*change, error) {
-		reused = false
+		reused, expiredFor = false, ""
 		rt, rec, err := getRecord[refreshRecord](v, key)
 		if err != nil {
 			return nil, errBadToken
@@ -395,6 +408,7 @@ func (s *Service) Refresh(ctx context.Context, token string) (*LoginResult, erro
 			return ch, nil
 		}
 		if now.UnixMilli() >= rt.ExpiresAt || now.UnixMilli() >= sess.ExpiresAt {
+			expiredFor = rt.UserID
 			return nil, errBadToken
 		}
 		user, _, err := getRecord[userRecord](v, kUser(rt.UserID))
@@ -419,6 +433,10 @@ func (s *Service) Refresh(ctx context.Context, token string) (*LoginResult, erro
 			ExpiresIn: int(s.cfg.AccessTTL / time.Second), RefreshExpiresAt: time.UnixMilli(sess.ExpiresAt)}
 		return ch, nil
 	})
+	if expiredFor != "" {
+		s.auditEvent(ctx, tenant, "anonymous", auditInput{Action: "auth.token_refused", TargetKind: "member", TargetID: expiredFor, Outcome: "denied",
+			Detail: map[string]any{"purpose": "refresh", "reason": "expired"}})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -510,6 +528,9 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 	user, _, err := getRecord[userRecord](v, kUser(claims.Subject))
 	if err != nil || user.Status != StatusActive {
 		return Principal{}, errBadToken
+	}
+	if err := s.refuseOutsideAllowlist(ctx, claims.Tenant, user.ID); err != nil {
+		return Principal{}, err
 	}
 	enrolOnly, err := s.mfaEnrolmentOnly(claims.Tenant, user)
 	if err != nil {

@@ -82,6 +82,12 @@ type Config struct {
 	TaskCacheSize int
 	// PasswordParams overrides the argon2id cost (tests use a cheaper one).
 	PasswordParams *PasswordParams
+	// MaxAttachmentBytes caps one attached file (default
+	// DefaultMaxAttachmentBytes, 256 MiB).
+	MaxAttachmentBytes int64
+	// StorageBytes, when > 0, replaces every plan's storage quota (an
+	// installation bounded by its disk; tests set a small one).
+	StorageBytes int64
 }
 
 // Service is the engine.
@@ -102,6 +108,7 @@ type Service struct {
 	verified       *verifiedTokens
 	tasks          *versionCache // decoded tasks for list reads and status facts
 	acts           *versionCache // decoded activity entries for status facts
+	searcher       atomic.Pointer[searcherBox]
 }
 
 // Deps are the engine's collaborators.
@@ -115,6 +122,8 @@ type Deps struct {
 	// Summarizer writes status updates with a language model; nil means the
 	// built-in writer alone (an air-gapped install without a model).
 	Summarizer Summarizer
+	// Searcher is the full-text index (search.go); nil turns search off.
+	Searcher Searcher
 }
 
 // New builds the engine.
@@ -156,7 +165,7 @@ func New(deps Deps, cfg Config) *Service {
 	if cfg.PasswordParams != nil {
 		pw = *cfg.PasswordParams
 	}
-	return &Service{
+	s := &Service{
 		cfg:        cfg,
 		router:     deps.Router,
 		clock:      deps.Clock,
@@ -170,6 +179,10 @@ func New(deps Deps, cfg Config) *Service {
 		tasks:      newVersionCache(cfg.TaskCacheSize),
 		acts:       newVersionCache(cfg.TaskCacheSize),
 	}
+	if deps.Searcher != nil {
+		s.SetSearcher(deps.Searcher)
+	}
+	return s
 }
 
 // Mode reports the configured mode.

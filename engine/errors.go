@@ -19,6 +19,13 @@ var (
 	ErrForbidden       = errors.New("forbidden")
 	ErrUnauthenticated = errors.New("unauthenticated")
 	ErrPrecondition    = errors.New("precondition failed")
+	// ErrBadRequest: the request cannot be read (a query that does not
+	// parse, a cursor of another query): HTTP 400.
+	ErrBadRequest = errors.New("bad request")
+	// ErrUnavailable: a part of the server cannot answer now (the search
+	// index is being rebuilt); retry later (HTTP 503, Details
+	// retry_after in seconds).
+	ErrUnavailable = errors.New("temporarily unavailable")
 )
 
 // Error is what the engine answers when a request cannot be carried out. Code

@@ -229,6 +229,11 @@ func (s *Service) Revalidate(ctx context.Context, p Principal) (Principal, error
 	if _, err := s.workspaceRecord(p.Tenant); err != nil {
 		return Principal{}, errBadToken
 	}
+	// A ticket fetched inside the workspace's allowlist is no pass from
+	// outside it.
+	if err := s.ipAllowed(ctx, p.Tenant); err != nil {
+		return Principal{}, err
+	}
 	_, v := s.tenant(p.Tenant)
 	now := s.now().UnixMilli()
 	if p.APIKeyID != "" {

@@ -114,6 +114,7 @@ func (s *Service) Invite(ctx context.Context, p Principal, email string, role Ro
 	ch.put(kInvite(inv.ID), inv, 1)
 	ch.put(kInviteToken(inv.TokenHash), map[string]string{"id": inv.ID}, 1)
 	s.activity(ch, activityInput{Kind: "invitation.created", TargetKind: "invitation", TargetID: inv.ID, After: map[string]any{"email": email, "role": role}})
+	s.audit(ctx, ch, auditInput{Action: "invitation.create", TargetKind: "invitation", TargetID: inv.ID, Detail: map[string]any{"role": role}})
 	ws, err := s.mailWorkspace(v)
 	if err != nil {
 		return nil, err
@@ -207,9 +208,76 @@ func (s *Service) RevokeInvitation(ctx context.Context, p Principal, id string) 
 		ch.put(kInvite(id), inv, rec.Version+1)
 		ch.del(kInviteToken(inv.TokenHash))
 		s.activity(ch, activityInput{Kind: "invitation.revoked", TargetKind: "invitation", TargetID: id})
+		s.audit(ctx, ch, auditInput{Action: "invitation.revoke", TargetKind: "invitation", TargetID: id})
 		return ch, nil
 	})
 	return err
+}
+
+// ResendInvitation mails a pending (or expired) invitation again with a new
+// link: the old link stops working and the expiry starts over (Owners and
+// Admins; only Owners for an Owner invitation). Without mail on the
+// installation the new link goes to the admin, as at creation.
+func (s *Service) ResendInvitation(ctx context.Context, p Principal, id string) (*Invitation, error) {
+	if !p.Role.isAdmin() {
+		return nil, forbidden("only Owners and Admins manage invitations")
+	}
+	if !validID(id) {
+		return nil, notFound("invitation")
+	}
+	log, v := s.tenant(p.Tenant)
+	inviter, _, err := getRecord[userRecord](v, kUser(p.UserID))
+	if err != nil {
+		return nil, err
+	}
+	if s.mailEnabled() && inviter.EmailVerifiedAt == 0 {
+		return nil, &Error{Code: "email_unverified", Message: "confirm your email address before inviting others", Err: ErrForbidden}
+	}
+	token := newInviteToken(p.Tenant)
+	link := s.link("/invite/" + token)
+	var out *Invitation
+	_, err = s.commit(ctx, log, func() (*change, error) {
+		inv, rec, err := getRecord[inviteRecord](v, kInvite(id))
+		if err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil, notFound("invitation")
+			}
+			return nil, err
+		}
+		if inv.Role == RoleOwner && p.Role != RoleOwner {
+			return nil, forbidden("only an Owner can resend an Owner invitation")
+		}
+		if inv.AcceptedAt != 0 || inv.RevokedAt != 0 {
+			return nil, conflict("invitation_closed", "the invitation was already accepted or revoked")
+		}
+		now := s.now()
+		ch := s.newChange(p.Tenant, "invitation.resend", p.actor())
+		ch.expect(kInvite(id), rec.Version)
+		ch.del(kInviteToken(inv.TokenHash))
+		inv.TokenHash = hashToken(token)
+		inv.ExpiresAt = now.Add(s.cfg.InviteTTL).UnixMilli()
+		ch.put(kInvite(id), inv, rec.Version+1)
+		ch.put(kInviteToken(inv.TokenHash), map[string]string{"id": inv.ID}, 1)
+		s.activity(ch, activityInput{Kind: "invitation.resent", TargetKind: "invitation", TargetID: id})
+		s.audit(ctx, ch, auditInput{Action: "invitation.resend", TargetKind: "invitation", TargetID: id})
+		d, err := s.mailWorkspace(v)
+		if err != nil {
+			return nil, err
+		}
+		d.Inviter, d.Role, d.Link, d.Expires = inviter.Name, string(inv.Role), link, humanDuration(int(s.cfg.InviteTTL.Hours()))
+		if err := s.enqueueMail(ch, "invitation_resent", inv.Email, d); err != nil {
+			return nil, err
+		}
+		out = inv.view(now, rec.Version+1)
+		return ch, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !s.mailEnabled() {
+		out.Token, out.Link = token, link
+	}
+	return out, nil
 }
 
 // InvitationPreview is what the accept page shows before sign-up.
@@ -323,6 +391,7 @@ func (s *Service) AcceptInvitation(ctx context.Context, in AcceptInput) (*Create
 		ch.put(kEmail(u.Email), map[string]string{"id": u.ID}, 1)
 		ch.addBounded(kUsersCnt, 1, licensing.Bound(plan.MaxUsers), "users")
 		s.activity(ch, activityInput{Kind: "member.joined", TargetKind: "member", TargetID: u.ID, After: map[string]any{"name": name, "role": inv.Role}})
+		s.audit(ctx, ch, auditInput{Action: "invitation.accept", TargetKind: "invitation", TargetID: inv.ID, Detail: map[string]any{"member": u.ID, "role": inv.Role}})
 		toks, err := s.newSession(ch, tenant, u.ID, "password", in.Client)
 		if err != nil {
 			return nil, err

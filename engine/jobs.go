@@ -45,6 +45,10 @@ func (s *Service) NewScheduler(onErr func(id string, err error)) *Scheduler {
 		_, err := s.PurgeExpired(ctx)
 		return err
 	})
+	must("attachments.cleanup", "*/10 * * * *", func(ctx context.Context) error {
+		_, err := s.CleanAbandonedUploads(ctx)
+		return err
+	})
 	must("notifications.due_soon", "7 * * * *", func(ctx context.Context) error {
 		_, err := s.NotifyDueSoon(ctx)
 		return err

@@ -32,6 +32,7 @@ func kActivity(id string) storage.Key       { return storage.K("act", id) }
 func kProjActivity(p string) storage.Key    { return storage.K("ix", "pa", p) }
 func kTaskActivity(t string) storage.Key    { return storage.K("ix", "tact", t) }
 func kTrash(kind, id string) storage.Key    { return storage.K("trash", kind, id) }
+func kFilter(id string) storage.Key         { return storage.K("filter", id) }
 
 // Task indexes, all under the project so a project's lists never scan
 // another's. Each ends with the task ID, so entries sort by creation within

@@ -65,6 +65,18 @@ var mailTemplates = map[string]mailTemplate{
 		intro:   "Hello {{.Name}}, here are the status updates published in <strong>{{.Workspace}}</strong> this week:",
 		button:  "Open TeamFlow",
 	},
+	"mfa_reset": {
+		subject: "Your second factor for {{.Workspace}} was reset",
+		text:    "Hello {{.Name}},\n\n{{.Inviter}} turned off the second factor (authenticator app) of your account in {{.Workspace}} and signed you out everywhere. Sign in again and enrol your authenticator app: {{.Link}}\n\nIf you did not ask for this, tell your administrator.",
+		intro:   "Hello {{.Name}}, {{.Inviter}} turned off the second factor of your account in <strong>{{.Workspace}}</strong> and signed you out everywhere. Sign in again and enrol your authenticator app. If you did not ask for this, tell your administrator.",
+		button:  "Sign in",
+	},
+	"invitation_resent": {
+		subject: "Reminder: {{.Inviter}} invited you to {{.Workspace}} on TeamFlow",
+		text:    "{{.Inviter}} invited you to join {{.Workspace}} on TeamFlow as {{.Role}}.\n\nAccept the invitation: {{.Link}}\n\nThis link replaces any earlier one; it works once and expires in {{.Expires}}.",
+		intro:   "{{.Inviter}} invited you to join <strong>{{.Workspace}}</strong> on TeamFlow as {{.Role}}. This link replaces any earlier one.",
+		button:  "Accept the invitation",
+	},
 	"account_locked": {
 		subject: "Sign-in to {{.Workspace}} paused after failed attempts",
 		text:    "Hello {{.Name}},\n\nThere were too many failed sign-in attempts on your account, so sign-in is paused for {{.Expires}}. If these were not you, reset your password: {{.Link}}",

@@ -90,6 +90,8 @@ type Me struct {
 	Notifications NotificationPrefs `json:"notifications"`
 	EmailVerified bool              `json:"email_verified"`
 	MFAEnabled    bool              `json:"mfa_enabled"`
+	// RecoveryCodesRemaining is how many unused recovery codes are left.
+	RecoveryCodesRemaining int `json:"recovery_codes_remaining"`
 	// MFARequiredBy is set for Owners and Admins without a second factor:
 	// after it, they can reach nothing but enrolment.
 	MFARequiredBy *time.Time `json:"mfa_required_by,omitempty"`
@@ -295,7 +297,8 @@ func (s *Service) GetMe(ctx context.Context, p Principal) (*Me, error) {
 
 func (s *Service) me(p Principal, u *userRecord, version uint64) (*Me, error) {
 	out := &Me{Member: *u.view(version), WorkspaceID: p.Tenant, Notifications: u.Notifications,
-		EmailVerified: u.EmailVerifiedAt != 0 || !s.mailEnabled(), MFAEnabled: u.MFA.EnabledAt != 0}
+		EmailVerified: u.EmailVerifiedAt != 0 || !s.mailEnabled(), MFAEnabled: u.MFA.EnabledAt != 0,
+		RecoveryCodesRemaining: len(u.MFA.RecoveryHash)}
 	if deadline, ok, err := s.mfaDeadline(p.Tenant, u); err != nil {
 		return nil, err
 	} else if ok {
@@ -373,17 +376,17 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	if err := validatePassword("new_password", next); err != nil {
 		return err
 	}
+	if p.Operator || p.UserID == "" {
+		return forbidden("this is an account action")
+	}
 	_, v := s.tenant(p.Tenant)
-	u, _, err := getRecord[userRecord](v, kUser(p.UserID))
-	if err != nil {
+	// Throttled and counted like sign-in failures.
+	if _, err := s.reauthenticate(ctx, p, current); err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Code == "invalid_credentials" {
+			return &Error{Code: "invalid_credentials", Field: "current_password", Message: "the current password is not correct", Err: ErrForbidden}
+		}
 		return err
-	}
-	ok, err := s.checkPassword(ctx, current, u.PasswordHash)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return &Error{Code: "invalid_credentials", Field: "current_password", Message: "the current password is not correct", Err: ErrForbidden}
 	}
 	hash, err := s.hashPassword(ctx, next)
 	if err != nil {
@@ -397,6 +400,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 		}
 		ch := s.newChange(p.Tenant, "me.password", p.actor())
 		ch.expect(kUser(u.ID), rec.Version)
+		s.audit(ctx, ch, auditInput{Action: "auth.password_changed", TargetKind: "member", TargetID: u.ID})
 		u.PasswordHash = hash
 		u.UpdatedAt = s.now().UnixMilli()
 		ch.put(kUser(u.ID), u, rec.Version+1)

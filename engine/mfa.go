@@ -108,12 +108,7 @@ func (s *Service) BeginTOTP(ctx context.Context, p Principal, password string) (
 // ConfirmTOTP turns the pending secret on with a code from it, and returns
 // one-time recovery codes (shown once; only their hashes are kept).
 func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, code string) ([]string, error) {
-	codes := make([]string, recoveryCodeCount)
-	hashes := make([]string, recoveryCodeCount)
-	for i := range codes {
-		codes[i] = recoveryCode()
-		hashes[i] = hashToken(normalizeRecovery(codes[i]))
-	}
+	codes, hashes := newRecoveryCodes()
 	err := s.updateUser(ctx, p, "mfa.enrol", func(u *userRecord) error {
 		if u.MFA.PendingSecret == "" {
 			return invalid("code", "no_enrolment", "start enrolment first (POST /api/v1/me/mfa/totp)")
@@ -132,23 +127,187 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p Principal, code string) ([]
 }
 
 // DisableMFA turns the second factor off, after the password and a code.
+// Both checks are throttled like sign-in.
 func (s *Service) DisableMFA(ctx context.Context, p Principal, password, code string) error {
-	if _, err := s.reauthenticate(ctx, p, password); err != nil {
+	u, err := s.reauthenticate(ctx, p, password)
+	if err != nil {
+		return err
+	}
+	if u.MFA.EnabledAt == 0 {
+		return nil
+	}
+	if err := s.checkSecondFactor(ctx, p, u, code, "mfa.disable"); err != nil {
 		return err
 	}
 	return s.updateUser(ctx, p, "mfa.disable", func(u *userRecord) error {
 		if u.MFA.EnabledAt == 0 {
 			return nil
 		}
-		step, ok := s.totpStep(u.MFA.Secret, code, u.MFA.LastStep)
-		if !ok {
-			return &Error{Code: "invalid_code", Field: "code", Message: "that code does not match", Err: ErrForbidden}
+		if _, ok := s.totpStep(u.MFA.Secret, code, u.MFA.LastStep); !ok {
+			return errInvalidCode // used meanwhile
 		}
-		_ = step
 		u.MFA = mfaConfig{}
 		u.MFASince = s.now().UnixMilli()
 		return nil
 	})
+}
+
+var (
+	errInvalidCode     = &Error{Code: "invalid_code", Field: "code", Message: "that code does not match", Err: ErrForbidden}
+	errTooManyAttempts = &Error{Code: "too_many_attempts", Message: "too many wrong passwords or codes; this check is paused, try again later", Err: ErrForbidden}
+)
+
+// checkSecondFactor checks a TOTP code of the caller's before a sensitive
+// change, throttled like the sign-in's second step: wrong codes count
+// toward the same pause, and a paused factor refuses even the right code.
+// The caller consumes the code's step in its own write.
+func (s *Service) checkSecondFactor(ctx context.Context, p Principal, u *userRecord, code, action string) error {
+	if u.MFALockedTill > s.now().UnixMilli() {
+		s.auditEvent(ctx, p.Tenant, p.actor(), auditInput{Action: action + "_refused", TargetKind: "member", TargetID: u.ID, Outcome: "denied", Detail: map[string]any{"reason": "locked"}})
+		return errTooManyAttempts
+	}
+	if _, ok := s.totpStep(u.MFA.Secret, code, u.MFA.LastStep); ok {
+		return nil
+	}
+	log, v := s.tenant(p.Tenant)
+	_, err := s.commit(ctx, log, func() (*change, error) {
+		u, rec, err := getRecord[userRecord](v, kUser(u.ID))
+		if err != nil {
+			return nil, err
+		}
+		ch := s.newChange(p.Tenant, "auth.mfa_failed", p.actor())
+		ch.expect(kUser(u.ID), rec.Version)
+		u.FailedMFA++
+		s.audit(ctx, ch, auditInput{Action: "auth.mfa_failed", TargetKind: "member", TargetID: u.ID, Outcome: "failure", Detail: map[string]any{"during": action}})
+		if u.FailedMFA >= maxMFAFailures {
+			u.FailedMFA = 0
+			u.MFALockedTill = s.now().Add(mfaLockDuration).UnixMilli()
+			s.audit(ctx, ch, auditInput{Action: "auth.mfa_locked", TargetKind: "member", TargetID: u.ID, Outcome: "denied"})
+		}
+		ch.put(kUser(u.ID), u, rec.Version+1)
+		return ch, nil
+	})
+	if err != nil {
+		return err
+	}
+	return errInvalidCode
+}
+
+// RegenerateRecoveryCodes replaces the caller's recovery codes with ten new
+// ones (shown once; the old ones stop working). It asks for a current code
+// from the authenticator app, or the password; both are throttled.
+func (s *Service) RegenerateRecoveryCodes(ctx context.Context, p Principal, password, code string) ([]string, error) {
+	if p.Operator || p.UserID == "" || p.APIKeyID != "" {
+		return nil, forbidden("recovery codes are managed from a signed-in session")
+	}
+	_, v := s.tenant(p.Tenant)
+	u, _, err := getRecord[userRecord](v, kUser(p.UserID))
+	if err != nil {
+		return nil, err
+	}
+	if u.MFA.EnabledAt == 0 {
+		return nil, conflict("mfa_not_enabled", "turn the second factor on first")
+	}
+	switch {
+	case code != "":
+		if err := s.checkSecondFactor(ctx, p, u, code, "mfa.recovery_codes"); err != nil {
+			return nil, err
+		}
+	case password != "":
+		if _, err := s.reauthenticate(ctx, p, password); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, invalid("code", "required", "send a current code from your authenticator app, or your password")
+	}
+	codes, hashes := newRecoveryCodes()
+	err = s.updateUser(ctx, p, "mfa.recovery_codes", func(u *userRecord) error {
+		if u.MFA.EnabledAt == 0 {
+			return conflict("mfa_not_enabled", "turn the second factor on first")
+		}
+		if code != "" {
+			step, ok := s.totpStep(u.MFA.Secret, code, u.MFA.LastStep)
+			if !ok {
+				return errInvalidCode // used meanwhile
+			}
+			u.MFA.LastStep = step
+		}
+		u.MFA.RecoveryHash = hashes
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return codes, nil
+}
+
+func newRecoveryCodes() (codes, hashes []string) {
+	codes = make([]string, recoveryCodeCount)
+	hashes = make([]string, recoveryCodeCount)
+	for i := range codes {
+		codes[i] = recoveryCode()
+		hashes[i] = hashToken(normalizeRecovery(codes[i]))
+	}
+	return codes, hashes
+}
+
+// ResetMemberMFA turns a member's second factor off for them (a lost
+// device): Owners and Admins, only an Owner for an Owner, never oneself
+// (that is DisableMFA). It ends every session of the member, restarts their
+// enrolment grace period, tells them by mail and is audited.
+func (s *Service) ResetMemberMFA(ctx context.Context, p Principal, userID string) error {
+	if !p.Role.isAdmin() || p.Operator || p.APIKeyID != "" {
+		return forbidden("only Owners and Admins reset another member's second factor")
+	}
+	if !validID(userID) {
+		return notFound("member")
+	}
+	if userID == p.UserID {
+		return forbidden("turn your own second factor off with POST /api/v1/me/mfa/disable")
+	}
+	log, v := s.tenant(p.Tenant)
+	_, err := s.commit(ctx, log, func() (*change, error) {
+		u, rec, err := getRecord[userRecord](v, kUser(userID))
+		if err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				return nil, notFound("member")
+			}
+			return nil, err
+		}
+		if u.Role == RoleOwner && p.Role != RoleOwner {
+			return nil, forbidden("only an Owner can reset an Owner's second factor")
+		}
+		if u.MFA.EnabledAt == 0 && u.MFA.PendingSecret == "" {
+			return nil, conflict("mfa_not_enabled", "this member has no second factor")
+		}
+		now := s.now().UnixMilli()
+		ch := s.newChange(p.Tenant, "member.mfa_reset", p.actor())
+		ch.expect(kUser(u.ID), rec.Version)
+		u.MFA = mfaConfig{}
+		u.FailedMFA, u.MFALockedTill = 0, 0
+		u.MFASince, u.UpdatedAt = now, now
+		ch.put(kUser(u.ID), u, rec.Version+1)
+		if err := s.revokeAllSessions(ch, v, u.ID, ""); err != nil {
+			return nil, err
+		}
+		s.audit(ctx, ch, auditInput{Action: "member.mfa_reset", TargetKind: "member", TargetID: u.ID})
+		if s.mailEnabled() && u.Status == StatusActive {
+			d, err := s.mailWorkspace(v)
+			if err != nil {
+				return nil, err
+			}
+			admin, _, err := getRecord[userRecord](v, kUser(p.UserID))
+			if err != nil {
+				return nil, err
+			}
+			d.Name, d.Inviter, d.Link = u.Name, admin.Name, s.link("/login")
+			if err := s.enqueueMail(ch, "mfa_reset", u.Email, d); err != nil {
+				return nil, err
+			}
+		}
+		return ch, nil
+	})
+	return err
 }
 
 // totpStep checks a code against secret at the current time ±1 step and
@@ -211,15 +370,23 @@ func (s *Service) CompleteMFA(ctx context.Context, mfaToken, code, recovery stri
 	if _, err := s.workspaceRecord(tenant); err != nil {
 		return nil, errMFA
 	}
+	if err := s.ipAllowed(ctx, tenant); err != nil {
+		return nil, err
+	}
 	log, v := s.tenant(tenant)
 	key := kMFAChallenge(hashToken(mfaToken))
 	var out *Tokens
 	var userID string
 	var failed bool
+	var refused *auditInput // a refusal that writes nothing else, audited on its own
 	_, err := s.commit(ctx, log, func() (*change, error) {
-		failed = false
+		failed, refused = false, nil
 		chal, crec, err := getRecord[mfaChallenge](v, key)
-		if err != nil || s.now().UnixMilli() >= chal.ExpiresAt {
+		if err != nil {
+			return nil, errMFA
+		}
+		if s.now().UnixMilli() >= chal.ExpiresAt {
+			refused = &auditInput{Action: "auth.mfa_failed", TargetKind: "member", TargetID: chal.UserID, Outcome: "failure", Detail: map[string]any{"reason": "challenge_expired"}}
 			return nil, errMFA
 		}
 		u, urec, err := getRecord[userRecord](v, kUser(chal.UserID))
@@ -231,11 +398,13 @@ func (s *Service) CompleteMFA(ctx context.Context, mfaToken, code, recovery stri
 		ch.expect(key, crec.Version)
 		ch.expect(kUser(u.ID), urec.Version)
 		if u.MFALockedTill > now.UnixMilli() {
+			refused = &auditInput{Action: "auth.mfa_failed", TargetKind: "member", TargetID: u.ID, Outcome: "denied", Detail: map[string]any{"reason": "locked"}}
 			return nil, errMFA
 		}
-		accepted := false
+		accepted, method := false, chal.Method+"+totp"
 		switch {
 		case recovery != "":
+			method = chal.Method + "+recovery_code"
 			h := hashToken(normalizeRecovery(recovery))
 			for i, rh := range u.MFA.RecoveryHash {
 				if subtle.ConstantTimeCompare([]byte(rh), []byte(h)) == 1 {
@@ -253,9 +422,12 @@ func (s *Service) CompleteMFA(ctx context.Context, mfaToken, code, recovery stri
 		if !accepted {
 			failed = true
 			u.FailedMFA++
+			s.audit(ctx, ch, auditInput{Action: "auth.mfa_failed", TargetKind: "member", TargetID: u.ID, Outcome: "failure",
+				Detail: map[string]any{"method": method}})
 			if u.FailedMFA >= maxMFAFailures {
 				u.FailedMFA = 0
 				u.MFALockedTill = now.Add(mfaLockDuration).UnixMilli()
+				s.audit(ctx, ch, auditInput{Action: "auth.mfa_locked", TargetKind: "member", TargetID: u.ID, Outcome: "denied"})
 			}
 			chal.Attempts++
 			if chal.Attempts >= maxMFAFailures {
@@ -270,9 +442,17 @@ func (s *Service) CompleteMFA(ctx context.Context, mfaToken, code, recovery stri
 		ch.put(kUser(u.ID), u, urec.Version+1)
 		ch.del(key)
 		userID = u.ID
-		out, err = s.newSession(ch, tenant, u.ID, chal.Method+"+totp", ci)
+		detail := map[string]any{"method": method}
+		if recovery != "" {
+			detail["recovery_codes_remaining"] = len(u.MFA.RecoveryHash)
+		}
+		s.audit(ctx, ch, auditInput{Action: "auth.login", TargetKind: "member", TargetID: u.ID, Detail: detail})
+		out, err = s.newSession(ch, tenant, u.ID, method, ci)
 		return ch, err
 	})
+	if refused != nil {
+		s.auditEvent(ctx, tenant, refused.TargetID, *refused)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -290,11 +470,21 @@ func (s *Service) reauthenticate(ctx context.Context, p Principal, password stri
 	if err != nil {
 		return nil, err
 	}
+	if u.LockedUntil > s.now().UnixMilli() {
+		// Paused by failed sign-ins (or failed checks here): no guessing
+		// through a session either.
+		s.auditEvent(ctx, p.Tenant, p.actor(), auditInput{Action: "auth.reauth_failed", TargetKind: "member", TargetID: u.ID, Outcome: "denied", Detail: map[string]any{"reason": "locked"}})
+		return nil, errTooManyAttempts
+	}
 	ok, err := s.checkPassword(ctx, password, u.PasswordHash)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
+		// Counted with failed sign-ins: the same pause and the same mail.
+		if err := s.loginFailed(ctx, p.Tenant, u.ID, "auth.reauth_failed"); err != nil {
+			return nil, err
+		}
 		return nil, &Error{Code: "invalid_credentials", Field: "password", Message: "the password is not correct", Err: ErrForbidden}
 	}
 	return u, nil

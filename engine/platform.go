@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -317,6 +318,7 @@ func (s *Service) SetPlan(ctx context.Context, p Principal, slug, planID string)
 		e.Plan = plan.ID
 		ch.putSys(sysWorkspace(tenant), e, rec.Version+1)
 		s.activity(ch, activityInput{Kind: "workspace.plan_changed", TargetKind: "workspace", TargetID: tenant, Field: "plan", Before: before, After: plan.ID})
+		s.audit(ctx, ch, auditInput{Action: "platform.plan_change", TargetKind: "workspace", TargetID: tenant, Detail: map[string]any{"plan": [2]string{before, plan.ID}}})
 		out = &WorkspaceSummary{ID: e.ID, Slug: e.Slug, Name: e.Name, Plan: e.Plan, Status: e.Status, CreatedAt: time.UnixMilli(e.CreatedAt).UTC()}
 		return ch, nil
 	})
@@ -332,6 +334,10 @@ type PlanInfo struct {
 	Plan     licensing.Plan `json:"plan"`
 	Users    int64          `json:"users"`
 	Projects int64          `json:"projects"`
+	// Storage is what attachments hold against the plan's storage_bytes
+	// (StorageQuota may differ from the plan where the operator set one).
+	StorageUsed  int64 `json:"storage_used" doc:"Bytes held by attachments and unfinished uploads"`
+	StorageQuota int64 `json:"storage_quota" doc:"Bytes allowed; -1 when unlimited"`
 }
 
 // GetPlan returns the caller's plan and usage, so the UI can show limits.
@@ -349,5 +355,12 @@ func (s *Service) GetPlan(ctx context.Context, p Principal) (*PlanInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: project count: %w", err)
 	}
-	return &PlanInfo{Plan: plan, Users: users, Projects: projects}, nil
+	used, quota, err := s.StorageUsed(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("engine: storage used: %w", err)
+	}
+	if quota == math.MaxInt64 {
+		quota = licensing.Unlimited
+	}
+	return &PlanInfo{Plan: plan, Users: users, Projects: projects, StorageUsed: used, StorageQuota: quota}, nil
 }

@@ -103,6 +103,9 @@ func (s *Service) purge(ctx context.Context, tenant string, tr trashRecord) erro
 			if err == nil {
 				ch.del(kTaskComments(c.TaskID).Add(tr.ID))
 			}
+			if err := purgeAttachments(ch, v, kCommentAttachments(tr.ID)); err != nil {
+				return nil, err
+			}
 			ch.del(kComment(tr.ID))
 			ch.del(kTrash("comment", tr.ID))
 			return ch, nil
@@ -158,6 +161,10 @@ func (s *Service) purgeTasks(ctx context.Context, tenant string, ids []string) e
 					ch.del(kTrash("comment", cid))
 					return nil
 				}); err != nil {
+					return nil, err
+				}
+				// Attachments (the task's and its comments') give their bytes back.
+				if err := purgeAttachments(ch, v, kTaskAttachments(id)); err != nil {
 					return nil, err
 				}
 				ch.delRange(kTaskComments(id))

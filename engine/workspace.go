@@ -52,6 +52,12 @@ type workspaceRecord struct {
 	// MFAGraceDays is how long Owners and Admins may work without a second
 	// factor (nil: the default 7; 0: at once).
 	MFAGraceDays *int `json:"mfa_grace_days,omitempty"`
+	// IPAllowlist limits sign-in and API access to these networks (CIDRs)
+	// while the plan includes IP allowlisting; empty allows every address.
+	IPAllowlist []string `json:"ip_allowlist,omitempty"`
+	// CORSOrigins are the web origins whose pages may call the API with
+	// this workspace's credentials (cors.go).
+	CORSOrigins []string `json:"cors_origins,omitempty"`
 }
 
 // Workspace is the API view of a workspace.
@@ -65,10 +71,16 @@ type Workspace struct {
 	Plan      string    `json:"plan"`
 	// MFAGraceDays is how many days Owners and Admins may work before they
 	// must enrol a second factor (0: at once).
-	MFAGraceDays int       `json:"mfa_grace_days"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
-	Version      uint64    `json:"version"`
+	MFAGraceDays int `json:"mfa_grace_days"`
+	// IPAllowlist is where sign-in and API access may come from (CIDRs;
+	// empty: anywhere). Enforced on plans with IP allowlisting.
+	IPAllowlist []string `json:"ip_allowlist"`
+	// CORSOrigins may call the API from a browser with this workspace's
+	// bearer tokens or API keys.
+	CORSOrigins []string  `json:"cors_origins"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	Version     uint64    `json:"version"`
 }
 
 var defaultWorkHours = WorkHours{Start: "09:00", End: "17:00", Days: []int{1, 2, 3, 4, 5}}
@@ -344,7 +356,7 @@ func (s *Service) Signup(ctx context.Context, in CreateWorkspaceInput) (*Created
 func (w *workspaceRecord) view(plan string, version uint64) *Workspace {
 	return &Workspace{
 		ID: w.ID, Name: w.Name, Slug: w.Slug, Timezone: w.Timezone, WorkHours: w.WorkHours,
-		Branding: w.Branding, Plan: plan, MFAGraceDays: deref(w.MFAGraceDays, defaultGraceDays), CreatedAt: time.UnixMilli(w.CreatedAt).UTC(),
+		Branding: w.Branding, Plan: plan, MFAGraceDays: deref(w.MFAGraceDays, defaultGraceDays), IPAllowlist: nonNil(w.IPAllowlist), CORSOrigins: nonNil(w.CORSOrigins), CreatedAt: time.UnixMilli(w.CreatedAt).UTC(),
 		UpdatedAt: time.UnixMilli(w.UpdatedAt).UTC(), Version: version,
 	}
 }
@@ -371,6 +383,8 @@ type WorkspacePatch struct {
 	WorkHours    *WorkHours
 	Branding     *Branding
 	MFAGraceDays *int
+	IPAllowlist  *[]string
+	CORSOrigins  *[]string
 	IfMatch      uint64
 }
 
@@ -410,6 +424,20 @@ func (s *Service) UpdateWorkspace(ctx context.Context, p Principal, in Workspace
 	}
 	if in.MFAGraceDays != nil && (*in.MFAGraceDays < 0 || *in.MFAGraceDays > 90) {
 		return nil, invalid("mfa_grace_days", "invalid_grace", "the grace period is 0 to 90 days")
+	}
+	if in.IPAllowlist != nil {
+		list, err := s.validateAllowlist(ctx, p.Tenant, *in.IPAllowlist)
+		if err != nil {
+			return nil, err
+		}
+		in.IPAllowlist = &list
+	}
+	if in.CORSOrigins != nil {
+		list, err := validateCORSOrigins(*in.CORSOrigins)
+		if err != nil {
+			return nil, err
+		}
+		in.CORSOrigins = &list
 	}
 	log, v := s.tenant(p.Tenant)
 	_, sys := s.sys()
@@ -456,17 +484,34 @@ func (s *Service) UpdateWorkspace(ctx context.Context, p Principal, in Workspace
 		if in.MFAGraceDays != nil {
 			ws.MFAGraceDays = in.MFAGraceDays
 		}
+		if in.IPAllowlist != nil {
+			ws.IPAllowlist = *in.IPAllowlist
+		}
+		if in.CORSOrigins != nil {
+			indexCORS(ch, p.Tenant, ws.CORSOrigins, *in.CORSOrigins)
+			ws.CORSOrigins = *in.CORSOrigins
+		}
 		ws.UpdatedAt = s.now().UnixMilli()
 		ch.put(kWorkspace, ws, rec.Version+1)
 		ch.putSys(sysWorkspace(p.Tenant), entry, erec.Version+1)
-		s.diffActivity(ch, "workspace", p.Tenant, "", "", map[string][2]any{
+		diff := map[string][2]any{
 			"name":           {before.Name, ws.Name},
 			"slug":           {before.Slug, ws.Slug},
 			"timezone":       {before.Timezone, ws.Timezone},
 			"work_hours":     {before.WorkHours, ws.WorkHours},
 			"branding":       {before.Branding, ws.Branding},
 			"mfa_grace_days": {deref(before.MFAGraceDays, defaultGraceDays), deref(ws.MFAGraceDays, defaultGraceDays)},
-		})
+			"ip_allowlist":   {nonNil(before.IPAllowlist), nonNil(ws.IPAllowlist)},
+			"cors_origins":   {nonNil(before.CORSOrigins), nonNil(ws.CORSOrigins)},
+		}
+		s.diffActivity(ch, "workspace", p.Tenant, "", "", diff)
+		changed := map[string]any{}
+		for f, d := range diff {
+			if string(mustJSON(d[0])) != string(mustJSON(d[1])) {
+				changed[f] = d
+			}
+		}
+		s.audit(ctx, ch, auditInput{Action: "workspace.update", TargetKind: "workspace", TargetID: p.Tenant, Detail: changed})
 		out = ws.view(entry.Plan, rec.Version+1)
 		return ch, nil
 	})

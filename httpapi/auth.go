@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -60,6 +61,10 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 	if need == "" {
 		// Sign-in and other public writes: a per-address allowance, so one
 		// source cannot grind through passwords, codes or links.
+		if o := ctx.Header("Origin"); o != "" && s.eng.CORSOriginKnown(o) {
+			// Sign-in and other public routes from a workspace's own site.
+			allowOrigin(ctx.SetHeader, o)
+		}
 		if s.cfg.RateLimits && unsafeMethod(ctx.Method()) {
 			d := s.limits.allow(s.now(), quota{key: "ip:" + client.IP, limit: s.cfg.PublicPerIPMinute, window: time.Minute})
 			if !s.applyLimit(ctx, d) {
@@ -86,6 +91,10 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		return
 	}
 	p, err := s.eng.Authenticate(ctx.Context(), token)
+	if e := (*engine.Error)(nil); errors.As(err, &e) && e.Code == "ip_not_allowed" {
+		s.writeProblem(ctx, s.fail(ctx.Context(), err).(*Problem))
+		return
+	}
 	if err != nil {
 		ctx.SetHeader("WWW-Authenticate", `Bearer realm="teamflow", error="invalid_token"`)
 		s.writeProblem(ctx, newProblem(http.StatusUnauthorized, "invalid_token", "the credential is invalid, expired or revoked; sign in again"))
@@ -117,6 +126,9 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		if !s.applyLimit(ctx, s.limits.allow(s.now(), qs...)) {
 			return
 		}
+	}
+	if o := ctx.Header("Origin"); o != "" && !p.Operator && s.eng.CORSAllowed(p.Tenant, o) {
+		allowOrigin(ctx.SetHeader, o)
 	}
 	gc.Set("principal", p)
 	ctx = huma.WithValue(ctx, keyPrincipal, p)

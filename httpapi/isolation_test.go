@@ -23,6 +23,8 @@ type tenantA struct {
 	sessionID, apiKeyID              string
 	notificationID                   string
 	team, update                     string
+	attachment                       string
+	filter                           string
 }
 
 func seedTenantA(t *testing.T, env *apitest.Env) tenantA {
@@ -43,6 +45,12 @@ func seedTenantA(t *testing.T, env *apitest.Env) tenantA {
 	a.task, a.taskKey = m["id"].(string), m["key"].(string)
 	a.subtask = env.Create("/api/v1/projects/"+a.project+"/tasks", a.ws.Token, map[string]any{"title": "Sub " + a.canary, "parent_id": a.task})
 	a.comment = env.Create("/api/v1/tasks/"+a.task+"/comments", a.ws.Token, map[string]any{"body": "comment " + a.canary})
+	// A file on A's task: the canary is in its name and its content.
+	r = env.Do("POST", "/api/v1/tasks/"+a.task+"/attachments?name=file-"+a.canary+".txt", a.ws.Token, "attachment "+a.canary, "Content-Type", "text/plain")
+	if r.Status != http.StatusCreated {
+		t.Fatalf("attachment: %d %s", r.Status, r.Body)
+	}
+	a.attachment = r.Map(t)["id"].(string)
 	// The guest comments on the Owner's task, so the Owner (a follower) has
 	// a notification in the inbox.
 	env.Do("PUT", "/api/v1/projects/"+a.project+"/members/"+a.guestID, a.ws.Token, map[string]any{"role": "contributor"})
@@ -78,6 +86,9 @@ func seedTenantA(t *testing.T, env *apitest.Env) tenantA {
 	if r := env.Do("DELETE", "/api/v1/tasks/"+trashed, a.ws.Token, nil); r.Status != http.StatusNoContent {
 		t.Fatalf("delete: %d %s", r.Status, r.Body)
 	}
+	a.filter = env.Create("/api/v1/filters", a.ws.Token, map[string]any{"name": "Filter " + a.canary, "query": a.canary, "shared": true})
+	// A's text is in A's search index before B searches for it.
+	env.WaitIndexed()
 	return a
 }
 
@@ -181,8 +192,22 @@ func TestTenantIsolationRouteMatrix(t *testing.T) {
 		"PATCH /api/v1/comments/:id":        {{path: "/api/v1/comments/" + a.comment, body: map[string]any{"body": "pwned"}, expect: nf}},
 		"DELETE /api/v1/comments/:id":       {{path: "/api/v1/comments/" + a.comment, expect: nf}},
 		"POST /api/v1/comments/:id/restore": {{path: "/api/v1/comments/" + a.comment + "/restore", expect: nf}},
-		"GET /api/v1/activity":              {{path: "/api/v1/activity", expect: own(200), reason: "B's activity only"}},
-		"GET /api/v1/trash":                 {{path: "/api/v1/trash", expect: own(200), reason: "B's trash only"}},
+
+		// Attachments: uploads name A's task or comment, reads A's file.
+		"POST /api/v1/tasks/:id/attachments": {
+			{path: "/api/v1/tasks/" + a.task + "/attachments", body: "x", expect: nf},
+			{path: "/api/v1/tasks/" + a.taskKey + "/attachments", body: "x", expect: nf, reason: "a human key resolves within the caller's workspace"},
+		},
+		"GET /api/v1/tasks/:id/attachments":     {{path: "/api/v1/tasks/" + a.task + "/attachments", expect: nf}},
+		"POST /api/v1/comments/:id/attachments": {{path: "/api/v1/comments/" + a.comment + "/attachments", body: "x", expect: nf}},
+		"GET /api/v1/comments/:id/attachments":  {{path: "/api/v1/comments/" + a.comment + "/attachments", expect: nf}},
+		"GET /api/v1/attachments/:id":           {{path: "/api/v1/attachments/" + a.attachment, expect: nf}},
+		"GET /api/v1/attachments/:id/content":   {{path: "/api/v1/attachments/" + a.attachment + "/content", expect: nf}},
+		"GET /api/v1/attachments/:id/thumbnail": {{path: "/api/v1/attachments/" + a.attachment + "/thumbnail", expect: nf}},
+		"DELETE /api/v1/attachments/:id":        {{path: "/api/v1/attachments/" + a.attachment, expect: nf}},
+
+		"GET /api/v1/activity": {{path: "/api/v1/activity", expect: own(200), reason: "B's activity only"}},
+		"GET /api/v1/trash":    {{path: "/api/v1/trash", expect: own(200), reason: "B's trash only"}},
 		"POST /api/v1/auth/mfa": {{path: "/api/v1/auth/mfa", body: map[string]any{"mfa_token": "tfm_" + strings.ReplaceAll(a.ws.ID, "-", "") + "_forged", "code": "123456"},
 			expect: own(401), reason: "a challenge naming A that A never issued"}},
 		"POST /api/v1/auth/verify-email": {{path: "/api/v1/auth/verify-email", body: map[string]any{"token": "tfv_" + strings.ReplaceAll(a.ws.ID, "-", "") + "_forged"}, expect: own(401), reason: "a forged link naming A"}},
@@ -209,6 +234,11 @@ func TestTenantIsolationRouteMatrix(t *testing.T) {
 		"DELETE /api/v1/api-keys/:id":                 {{path: "/api/v1/api-keys/" + a.apiKeyID, expect: nf}},
 		"GET /api/v1/audit":                           {{path: "/api/v1/audit", expect: own(403), reason: "the Free plan has no audit log (and Members and Guests never read it)"}},
 		"GET /api/v1/platform/workspaces/:slug/audit": {{path: "/api/v1/platform/workspaces/alpha/audit", expect: own(403), reason: "operator only"}},
+		"GET /api/v1/audit/export":                    {{path: "/api/v1/audit/export?format=csv", expect: own(403), reason: "the Free plan has no audit export (and Members and Guests never read the trail)"}},
+		"GET /api/v1/audit/verify":                    {{path: "/api/v1/audit/verify", expect: own(200, 403), reason: "B's own chain (403 for Members and Guests)"}},
+		"POST /api/v1/me/mfa/recovery-codes":          {{path: "/api/v1/me/mfa/recovery-codes", body: map[string]any{"password": "wrong-password"}, expect: own(409), reason: "the caller has no second factor"}},
+		"DELETE /api/v1/members/:id/mfa":              {{path: "/api/v1/members/" + a.guestID + "/mfa", expect: own(404, 403), reason: "403 for roles that manage nobody"}},
+		"POST /api/v1/invitations/:id/resend":         {{path: "/api/v1/invitations/" + a.invitationID + "/resend", expect: own(404, 403), reason: "403 for roles that manage nobody"}},
 		"GET /api/v1/notifications":                   {{path: "/api/v1/notifications", expect: own(200), reason: "the caller's own inbox"}},
 		"POST /api/v1/notifications/read-all":         {{path: "/api/v1/notifications/read-all", expect: own(204), reason: "the caller's own inbox"}},
 		"POST /api/v1/notifications/:id/read":         {{path: "/api/v1/notifications/" + a.notificationID + "/read", expect: nf}},
@@ -251,6 +281,16 @@ func TestTenantIsolationRouteMatrix(t *testing.T) {
 			{path: "/api/v1/events?topics=workspace,project:" + a.project, expect: nf, reason: "one foreign topic refuses the whole stream"},
 			{path: "/api/v1/events?topics=user:" + a.ws.OwnerID, expect: nf, reason: "only the caller's own user topic"},
 		},
+		"GET /api/v1/search": {
+			{path: "/api/v1/search?q=" + a.canary, expect: own(200), reason: "searches B's own index: finds nothing of A"},
+			{path: "/api/v1/search?q=task&project=" + a.project, expect: own(200), reason: "A's project narrows B's allowed set to nothing"},
+			{path: "/api/v1/search?assignee=" + a.ws.OwnerID, expect: own(200), reason: "filters within B: finds nothing of A"},
+		},
+		"GET /api/v1/filters":                        {{path: "/api/v1/filters", expect: own(200), reason: "B's own and shared filters only"}},
+		"POST /api/v1/filters":                       {{path: "/api/v1/filters", body: map[string]any{"name": "mine", "query": "tag:x"}, expect: own(201), reason: "a private filter of B's caller"}},
+		"GET /api/v1/filters/:id":                    {{path: "/api/v1/filters/" + a.filter, expect: nf}},
+		"DELETE /api/v1/filters/:id":                 {{path: "/api/v1/filters/" + a.filter, expect: nf}},
+		"POST /api/v1/platform/index/rebuild":        {{path: "/api/v1/platform/index/rebuild", body: map[string]any{"workspace": "alpha"}, expect: own(403), reason: "operator only"}},
 		"GET /api/v1/platform/workspaces":            {{path: "/api/v1/platform/workspaces", expect: own(403), reason: "operator only"}},
 		"PUT /api/v1/platform/workspaces/:slug/plan": {{path: "/api/v1/platform/workspaces/alpha/plan", body: map[string]any{"plan": "enterprise"}, expect: own(403), reason: "operator only"}},
 		"GET /api/v1/platform/workspaces/:slug/hash": {{path: "/api/v1/platform/workspaces/alpha/hash", expect: own(403), reason: "operator only"}},

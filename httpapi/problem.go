@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -141,10 +142,18 @@ func apiError(err error) error {
 			status = http.StatusPreconditionFailed
 		case errors.Is(e, engine.ErrConflict):
 			status = http.StatusConflict
+		case errors.Is(e, engine.ErrBadRequest):
+			status = http.StatusBadRequest
+		case errors.Is(e, engine.ErrUnavailable):
+			status = http.StatusServiceUnavailable
 		}
 		p := newProblem(status, e.Code, e.Message)
 		p.Field = e.Field
 		p.Details = e.Details
+		if ra, ok := e.Details["retry_after"].(int); ok && status == http.StatusServiceUnavailable && ra > 0 {
+			// huma sets these headers on the response (Retry-After).
+			return huma.ErrorWithHeaders(p, http.Header{"Retry-After": []string{strconv.Itoa(ra)}})
+		}
 		return p
 	}
 	switch {

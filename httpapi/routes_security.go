@@ -2,7 +2,12 @@ package httpapi
 
 import (
 	"context"
+	"encoding/csv"
+	"encoding/json"
+	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -284,13 +289,27 @@ func (s *Server) bindSecurity() {
 		return nil, nil
 	})
 
+	type AuditQuery struct {
+		Actor  string    `query:"actor" maxLength:"64" doc:"Only entries by this actor (an account ID, operator, system or anonymous)"`
+		Action string    `query:"action" maxLength:"64" doc:"Only this action, or every action under a prefix ending in a dot (auth.)"`
+		From   time.Time `query:"from" doc:"Only entries at or after this time (RFC 3339)"`
+		To     time.Time `query:"to" doc:"Only entries before this time (RFC 3339)"`
+	}
+	filter := func(q AuditQuery) engine.AuditFilter {
+		return engine.AuditFilter{Actor: q.Actor, Action: q.Action, From: q.From, To: q.To}
+	}
 	huma.Register(s.api, huma.Operation{
 		OperationID: "list-audit", Method: http.MethodGet, Path: "/api/v1/audit", Tags: []string{"Workspace"},
-		Summary: "The workspace's audit trail, newest first (Owners and Admins)", Security: sessionSecurity,
-	}, func(ctx context.Context, in *struct{ PageParams }) (*struct {
+		Summary:     "The workspace's audit trail, newest first (Owners and Admins)",
+		Description: "Filter by actor, action (or action prefix such as auth.) and time range; pages with limit and cursor.",
+		Security:    sessionSecurity,
+	}, func(ctx context.Context, in *struct {
+		PageParams
+		AuditQuery
+	}) (*struct {
 		Body *engine.Page[engine.AuditEntry]
 	}, error) {
-		page, err := s.eng.ListAudit(ctx, principal(ctx), in.page())
+		page, err := s.eng.ListAudit(ctx, principal(ctx), filter(in.AuditQuery), in.page())
 		if err != nil {
 			return nil, s.fail(ctx, err)
 		}
@@ -298,4 +317,181 @@ func (s *Server) bindSecurity() {
 			Body *engine.Page[engine.AuditEntry]
 		}{Body: page}, nil
 	})
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "export-audit", Method: http.MethodGet, Path: "/api/v1/audit/export", Tags: []string{"Workspace"},
+		Summary: "Export the audit trail as CSV or JSON (Owners and Admins; Professional plan and above)",
+		Description: "Streams every matching entry, oldest first, with the same filters as the list. " +
+			"The export is itself recorded in the trail. Plans without audit export answer 403 plan_feature_unavailable.",
+		Security: sessionSecurity,
+		Responses: map[string]*huma.Response{"200": {Description: "The entries", Content: map[string]*huma.MediaType{
+			"text/csv": {Schema: &huma.Schema{Type: huma.TypeString}}, "application/json": {Schema: &huma.Schema{Type: huma.TypeArray}},
+		}}},
+	}, func(ctx context.Context, in *struct {
+		Format string `query:"format" enum:"csv,json" default:"json"`
+		AuditQuery
+	}) (*huma.StreamResponse, error) {
+		if in.Format == "" {
+			in.Format = "json"
+		}
+		each, err := s.eng.ExportAudit(ctx, principal(ctx), filter(in.AuditQuery), in.Format)
+		if err != nil {
+			return nil, s.fail(ctx, err)
+		}
+		return &huma.StreamResponse{Body: func(hc huma.Context) {
+			name := "audit-" + s.now().UTC().Format("20060102T150405Z")
+			if in.Format == "csv" {
+				hc.SetHeader("Content-Type", "text/csv; charset=utf-8")
+				hc.SetHeader("Content-Disposition", `attachment; filename="`+name+`.csv"`)
+			} else {
+				hc.SetHeader("Content-Type", "application/json")
+				hc.SetHeader("Content-Disposition", `attachment; filename="`+name+`.json"`)
+			}
+			hc.SetHeader("Cache-Control", "no-store")
+			hc.SetStatus(http.StatusOK)
+			if err := writeAuditExport(hc.BodyWriter(), in.Format, each); err != nil {
+				// The status is sent: the truncated body (no closing bracket,
+				// or a short CSV) is all a client can be told.
+				s.log.Error("audit export failed", "request_id", requestIDFrom(ctx), "err", err)
+			}
+		}}, nil
+	})
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "verify-audit", Method: http.MethodGet, Path: "/api/v1/audit/verify", Tags: []string{"Workspace"},
+		Summary:     "Check the audit chain (Owners and Admins)",
+		Description: "Recomputes every link of the workspace's hash chain up to its stored head; answers ok, or the first entry that is altered, missing, reordered or inserted.",
+		Security:    sessionSecurity,
+	}, func(ctx context.Context, _ *struct{}) (*struct{ Body *engine.AuditVerification }, error) {
+		res, err := s.eng.VerifyWorkspaceAudit(ctx, principal(ctx))
+		if err != nil {
+			return nil, s.fail(ctx, err)
+		}
+		return &struct{ Body *engine.AuditVerification }{Body: res}, nil
+	})
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "regenerate-recovery-codes", Method: http.MethodPost, Path: "/api/v1/me/mfa/recovery-codes", Tags: []string{"Auth"},
+		Summary:     "Replace your recovery codes (a current code, or your password)",
+		Description: "The old codes stop working; the new ones are shown once. Wrong passwords and codes count toward the sign-in pause.",
+		Security:    sessionSecurity,
+	}, func(ctx context.Context, in *struct {
+		Body struct {
+			Code     string `json:"code,omitempty" maxLength:"6" doc:"A current code from the authenticator app"`
+			Password string `json:"password,omitempty" maxLength:"1024" doc:"Or your password"`
+		}
+	}) (*recoveryOut, error) {
+		codes, err := s.eng.RegenerateRecoveryCodes(ctx, principal(ctx), in.Body.Password, in.Body.Code)
+		if err != nil {
+			return nil, s.fail(ctx, err)
+		}
+		out := &recoveryOut{}
+		out.Body.RecoveryCodes = codes
+		return out, nil
+	})
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "reset-member-mfa", Method: http.MethodDelete, Path: "/api/v1/members/{id}/mfa", Tags: []string{"People"},
+		Summary:     "Reset a member's second factor (Owners and Admins; only Owners for an Owner)",
+		Description: "For a lost device: turns the member's second factor off, signs them out everywhere and tells them by mail. Audited.",
+		Security:    sessionSecurity, DefaultStatus: http.StatusNoContent,
+	}, func(ctx context.Context, in *struct{ IDParam }) (*struct{}, error) {
+		if err := s.eng.ResetMemberMFA(ctx, principal(ctx), in.ID); err != nil {
+			return nil, s.fail(ctx, err)
+		}
+		return nil, nil
+	})
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "resend-invitation", Method: http.MethodPost, Path: "/api/v1/invitations/{id}/resend", Tags: []string{"People"},
+		Summary:     "Mail an invitation again with a new link (Owners and Admins)",
+		Description: "The earlier link stops working and the expiry starts over. Without mail on the installation the new link is in the answer.",
+		Security:    sessionSecurity,
+	}, func(ctx context.Context, in *struct{ IDParam }) (*struct{ Body *engine.Invitation }, error) {
+		inv, err := s.eng.ResendInvitation(ctx, principal(ctx), in.ID)
+		if err != nil {
+			return nil, s.fail(ctx, err)
+		}
+		return &struct{ Body *engine.Invitation }{Body: inv}, nil
+	})
+}
+
+var auditCSVHeader = []string{"seq", "at", "action", "outcome", "actor", "target_kind", "target_id", "ip", "request_id", "detail", "hash"}
+
+// writeAuditExport writes the entries as CSV or as one JSON array, flushing
+// as it goes so a long trail streams.
+func writeAuditExport(w io.Writer, format string, each func(func(*engine.AuditEntry) error) error) error {
+	flush := func() {
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+	}
+	n := 0
+	if format == "csv" {
+		cw := csv.NewWriter(w)
+		if err := cw.Write(auditCSVHeader); err != nil {
+			return err
+		}
+		err := each(func(e *engine.AuditEntry) error {
+			detail := ""
+			if len(e.Detail) > 0 {
+				b, err := json.Marshal(e.Detail)
+				if err != nil {
+					return err
+				}
+				detail = string(b)
+			}
+			n++
+			if err := cw.Write([]string{strconv.FormatUint(e.Seq, 10), e.At.UTC().Format(time.RFC3339Nano), csvSafe(e.Action), e.Outcome, csvSafe(e.Actor),
+				csvSafe(e.TargetKind), csvSafe(e.TargetID), csvSafe(e.IP), csvSafe(e.RequestID), csvSafe(detail), e.Hash}); err != nil {
+				return err
+			}
+			if n%500 == 0 {
+				cw.Flush()
+				flush()
+			}
+			return cw.Error()
+		})
+		cw.Flush()
+		if err != nil {
+			return err
+		}
+		return cw.Error()
+	}
+	if _, err := io.WriteString(w, "["); err != nil {
+		return err
+	}
+	err := each(func(e *engine.AuditEntry) error {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			if _, err := io.WriteString(w, ",\n"); err != nil {
+				return err
+			}
+		}
+		n++
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		if n%500 == 0 {
+			flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(w, "]\n")
+	return err
+}
+
+// csvSafe defuses spreadsheet formulas: a cell starting with =, +, - or @
+// gets a leading apostrophe (values here come partly from clients).
+func csvSafe(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return "'" + v
+	}
+	return v
 }

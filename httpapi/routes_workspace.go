@@ -39,6 +39,8 @@ func (s *Server) bindWorkspace() {
 			WorkHours    *engine.WorkHours `json:"work_hours,omitempty"`
 			Branding     *engine.Branding  `json:"branding,omitempty"`
 			MFAGraceDays *int              `json:"mfa_grace_days,omitempty" minimum:"0" maximum:"90" doc:"Days Owners and Admins may work before a second factor is required (0: at once)"`
+			CORSOrigins  *[]string         `json:"cors_origins,omitempty" maxItems:"20" doc:"Web origins (https://app.example.com) whose pages may call the API with this workspace's bearer tokens or API keys; [] allows none"`
+			IPAllowlist  *[]string         `json:"ip_allowlist,omitempty" maxItems:"100" doc:"Networks (CIDRs or addresses) sign-in and API access may come from; [] allows every address. Plans with IP allowlisting only; must include your own address"`
 		}
 	}
 	huma.Register(s.api, huma.Operation{
@@ -51,7 +53,7 @@ func (s *Server) bindWorkspace() {
 		}
 		ws, err := s.eng.UpdateWorkspace(ctx, principal(ctx), engine.WorkspacePatch{
 			Name: in.Body.Name, Slug: in.Body.Slug, Timezone: in.Body.Timezone, WorkHours: in.Body.WorkHours,
-			Branding: in.Body.Branding, MFAGraceDays: in.Body.MFAGraceDays, IfMatch: v,
+			Branding: in.Body.Branding, MFAGraceDays: in.Body.MFAGraceDays, IPAllowlist: in.Body.IPAllowlist, CORSOrigins: in.Body.CORSOrigins, IfMatch: v,
 		})
 		if err != nil {
 			return nil, s.fail(ctx, err)

@@ -60,6 +60,11 @@ type Config struct {
 	Now func() time.Time
 	// Realtime tunes live updates (realtime.go).
 	Realtime RealtimeConfig
+	// TrustedProxies are the addresses or CIDRs of reverse proxies whose
+	// X-Forwarded-For names the client; empty trusts none, so a client
+	// cannot choose the address the per-address limits and the audit trail
+	// see.
+	TrustedProxies []string
 }
 
 // Deps are the HTTP layer's collaborators.
@@ -119,9 +124,13 @@ func New(deps Deps, cfg Config) *Server {
 	s.registerMetrics(deps.Registry)
 
 	g := gin.New()
+	if err := g.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		deps.Logger.Error("trusted proxies ignored", "err", err)
+		_ = g.SetTrustedProxies(nil)
+	}
 	g.HandleMethodNotAllowed = true
 	g.ContextWithFallback = true
-	g.Use(s.recovery, s.requestID, s.observe, s.appliedIndex, s.minIndex, s.consistency)
+	g.Use(s.recovery, s.requestID, s.preflight, s.observe, s.appliedIndex, s.minIndex, s.consistency)
 	g.NoRoute(s.noRoute)
 	g.NoMethod(func(c *gin.Context) {
 		writeProblem(c, newProblem(http.StatusMethodNotAllowed, "method_not_allowed", "this method is not allowed on this path"))
@@ -153,6 +162,7 @@ func New(deps Deps, cfg Config) *Server {
 	s.bindProjects()
 	s.bindTasks()
 	s.bindComments()
+	s.bindAttachments()
 	s.bindActivity()
 	s.bindSecurity()
 	s.bindNotifications()
@@ -160,6 +170,7 @@ func New(deps Deps, cfg Config) *Server {
 	s.bindStatus()
 	s.bindPlatform(deps.Registry)
 	s.bindCluster()
+	s.bindSearch()
 	return s
 }
 
@@ -218,6 +229,11 @@ func (s *Server) requestID(c *gin.Context) {
 	c.Header("X-Request-ID", id)
 	c.Header("X-Content-Type-Options", "nosniff")
 	c.Header("Referrer-Policy", "same-origin")
+	if c.Request.TLS != nil || s.cfg.SecureCookies {
+		// Served over https (here, or by a TLS proxy in front): browsers
+		// keep to https for a year.
+		c.Header("Strict-Transport-Security", "max-age=31536000")
+	}
 	ctx := context.WithValue(c.Request.Context(), keyRequestID, id)
 	ctx = engine.WithRequestInfo(ctx, engine.RequestInfo{ID: id, IP: c.ClientIP(), UserAgent: c.Request.UserAgent()})
 	c.Request = c.Request.WithContext(ctx)
@@ -361,7 +377,7 @@ func (s *Server) fail(ctx context.Context, err error) error {
 	var p *Problem
 	if errors.As(mapped, &p) {
 		p.RequestID = requestIDFrom(ctx)
-		return p
+		return mapped // may carry headers (Retry-After)
 	}
 	s.log.Error("request failed", "request_id", requestIDFrom(ctx), "err", err.Error())
 	p = newProblem(http.StatusInternalServerError, "internal_error", "the server could not complete the request; it has been logged")

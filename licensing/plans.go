@@ -27,13 +27,16 @@ type Plan struct {
 	APIRequestsPerUserH  int   `json:"api_requests_per_user_hour"`
 	APIRequestsPerTenant int   `json:"api_requests_per_workspace_hour"`
 
-	CustomWorkflows  bool   `json:"custom_workflows"` // custom task statuses and workflows
-	SSO              bool   `json:"sso"`
-	DedicatedStore   bool   `json:"dedicated_store"`
-	AuditLog         bool   `json:"audit_log"`
-	AdvancedSecurity string `json:"advanced_security"` // "", "basic", "advanced"
-	Support          string `json:"support"`
-	SLA              string `json:"sla"`
+	CustomWorkflows    bool   `json:"custom_workflows"` // custom task statuses and workflows
+	SSO                bool   `json:"sso"`
+	DedicatedStore     bool   `json:"dedicated_store"`
+	AuditLog           bool   `json:"audit_log"`
+	AuditExport        bool   `json:"audit_export" doc:"The audit trail can be exported as CSV or JSON"`
+	AuditRetentionDays int    `json:"audit_retention_days" doc:"Audit entries are kept at least this many days"`
+	IPAllowlist        bool   `json:"ip_allowlist" doc:"Sign-in and API access can be limited to listed networks"`
+	AdvancedSecurity   string `json:"advanced_security"` // "", "basic", "advanced"
+	Support            string `json:"support"`
+	SLA                string `json:"sla"`
 
 	PriceMonthlyCents  int `json:"price_per_user_month_cents"`
 	PriceAnnuallyCents int `json:"price_per_user_month_annual_cents"`
@@ -48,14 +51,16 @@ var catalogue = map[string]Plan{
 		MaxUsers: 10, MaxProjects: 5, StorageBytes: 1 * gb, HistoryDays: 30,
 		Integrations: 3, AIUpdatesPerMonth: 10,
 		APIRequestsPerUserH: 1000, APIRequestsPerTenant: 10000,
-		Support: "community", SLA: "none",
+		AuditRetentionDays: 730,
+		Support:            "community", SLA: "none",
 	},
 	"starter": {
 		ID: "starter", Name: "Starter",
 		MaxUsers: 50, MaxProjects: Unlimited, StorageBytes: 100 * gb, HistoryDays: 365,
 		Integrations: 10, AIUpdatesPerMonth: 100, AIOverage: true,
 		APIRequestsPerUserH: 1000, APIRequestsPerTenant: 10000,
-		Support: "email-48h", SLA: "none",
+		AuditRetentionDays: 730,
+		Support:            "email-48h", SLA: "none",
 		PriceMonthlyCents: 1500, PriceAnnuallyCents: 1200,
 	},
 	"professional": {
@@ -63,7 +68,7 @@ var catalogue = map[string]Plan{
 		MaxUsers: 500, MaxProjects: Unlimited, StorageBytes: Unlimited, HistoryDays: Unlimited,
 		Integrations: 50, AIUpdatesPerMonth: Unlimited,
 		APIRequestsPerUserH: 1000, APIRequestsPerTenant: 10000,
-		CustomWorkflows: true, AuditLog: true, AdvancedSecurity: "basic",
+		CustomWorkflows: true, AuditLog: true, AuditExport: true, AuditRetentionDays: 730, AdvancedSecurity: "basic",
 		Support: "email-24h", SLA: "99.9%",
 		PriceMonthlyCents: 3000, PriceAnnuallyCents: 2500,
 	},
@@ -72,7 +77,8 @@ var catalogue = map[string]Plan{
 		MaxUsers: Unlimited, MaxProjects: Unlimited, StorageBytes: Unlimited, HistoryDays: Unlimited,
 		Integrations: Unlimited, AIUpdatesPerMonth: Unlimited,
 		APIRequestsPerUserH: 1000, APIRequestsPerTenant: 10000,
-		CustomWorkflows: true, SSO: true, DedicatedStore: true, AuditLog: true,
+		CustomWorkflows: true, SSO: true, DedicatedStore: true, AuditLog: true, AuditExport: true,
+		AuditRetentionDays: 7 * 365, IPAllowlist: true,
 		AdvancedSecurity: "advanced", Support: "24x7", SLA: "99.95%",
 	},
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -32,7 +33,15 @@ type Config struct {
 		SecureCookies   bool          `toml:"secure_cookies" flag:"secure-cookies" help:"mark session cookies Secure (serve over https, e.g. behind a TLS proxy)"`
 		ShutdownTimeout time.Duration `toml:"shutdown_timeout" flag:"shutdown-timeout" help:"how long in-flight requests may finish on SIGTERM"`
 		MinIndexWait    time.Duration `toml:"min_index_wait" flag:"min-index-wait" help:"how long a read with TeamFlow-Min-Index waits for this node to catch up"`
+		TrustedProxies  string        `toml:"trusted_proxies" flag:"trusted-proxies" help:"comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client (empty: trust none)"`
 	} `toml:"http"`
+	// TLS: serve https from a certificate and key, or from a self-signed
+	// pair generated on the first start (kept under <data>/tls).
+	TLS struct {
+		Cert       string `toml:"cert" flag:"tls-cert" help:"TLS certificate file (PEM, with its chain): serve https"`
+		Key        string `toml:"key" flag:"tls-key" help:"TLS private key file (PEM)"`
+		SelfSigned bool   `toml:"self_signed" flag:"tls-self-signed" help:"serve https with a self-signed certificate generated on the first start (kept in <data>/tls)"`
+	} `toml:"tls"`
 	// RateLimits turns the request limits on or off for the installation
 	// (an on-prem site or a benchmark may not want them).
 	RateLimits string `toml:"rate_limits" flag:"rate-limits" help:"on or off: the plan's hourly API limits, the web UI's allowance and the per-address sign-in limit"`
@@ -59,6 +68,11 @@ type Config struct {
 	Audit struct {
 		ExportPath string `toml:"export_path" flag:"audit-export" help:"append every workspace's audit-chain head to this file every 10 minutes; keep it off the data disk (teamflow audit verify checks against it)"`
 	} `toml:"audit"`
+	// Attachments: limits of the files on tasks and comments (docs/ATTACHMENTS.md).
+	Attachments struct {
+		MaxFileBytes uint64 `toml:"max_file_bytes" flag:"attachments-max-file-bytes" help:"largest attached file in bytes (0: 256 MiB)"`
+		StorageBytes uint64 `toml:"storage_bytes" flag:"attachments-storage-bytes" help:"every workspace's storage quota in bytes, replacing the plan's (0: the plan's)"`
+	} `toml:"attachments"`
 	Debug struct {
 		PprofAddr string `toml:"pprof_addr" flag:"pprof-addr" help:"serve Go's pprof profiles on this address (keep it on loopback; empty: off)"`
 	} `toml:"debug"`
@@ -256,8 +270,11 @@ func (c *Config) validate() error {
 	if c.Data == "" {
 		return fmt.Errorf("data directory is empty")
 	}
+	if err := c.validateTLS(); err != nil {
+		return err
+	}
 	if c.BaseURL == "" {
-		c.BaseURL = "http://" + c.Addr
+		c.BaseURL = c.scheme() + "://" + c.Addr
 	}
 	if _, err := parseBool(c.RateLimits); err != nil {
 		return fmt.Errorf("rate_limits must be on or off, not %q", c.RateLimits)
@@ -265,7 +282,23 @@ func (c *Config) validate() error {
 	if c.Mail.Host != "" && c.Mail.From == "" {
 		return fmt.Errorf("mail: --mail-from is required with --mail-host")
 	}
+	for _, p := range c.trustedProxies() {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			return fmt.Errorf("trusted_proxies: %q is neither an address nor a CIDR", p)
+		}
+	}
 	return c.validateCluster()
+}
+
+// trustedProxies splits http.trusted_proxies.
+func (c *Config) trustedProxies() []string {
+	var out []string
+	for _, p := range strings.Split(c.HTTP.TrustedProxies, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // clustered reports whether the node runs as a member of a raft cluster.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,8 @@ import (
 	"github.com/teamflow/teamflow/engine"
 	"github.com/teamflow/teamflow/engine/assist/ollama"
 	"github.com/teamflow/teamflow/engine/mail"
+	"github.com/teamflow/teamflow/index"
+	"github.com/teamflow/teamflow/index/searchadapter"
 	"github.com/teamflow/teamflow/storage"
 )
 
@@ -30,6 +33,9 @@ type node struct {
 	// presence shares live-update presence with the other members.
 	presence *presenceRelay
 	eng      *engine.Service
+	// ix is the search index (serve only: withSearch); nil otherwise.
+	ix         *index.Index
+	wantSearch bool
 
 	// startCommit is the commit index the raft node knew when it started:
 	// /readyz waits until the store has applied that far.
@@ -85,8 +91,11 @@ func openStore(data string, opts storage.Options) (*storage.Store, error) {
 // openNode opens the data directory and starts the log: a LocalLog on one
 // node; with cfg.Cluster.NodeID, the raft node (the state store then opened
 // with NoSync: the synced raft log makes entries durable).
-func openNode(cfg Config, logger *slog.Logger, clock engine.Clock) (*node, error) {
+func openNode(cfg Config, logger *slog.Logger, clock engine.Clock, opts ...nodeOption) (*node, error) {
 	n := &node{cfg: cfg}
+	for _, o := range opts {
+		o(n)
+	}
 	var lg engine.Log
 	if !cfg.clustered() {
 		if isClusterData(cfg.Data) {
@@ -99,6 +108,10 @@ func openNode(cfg Config, logger *slog.Logger, clock engine.Clock) (*node, error
 			return nil, err
 		}
 		n.store = st
+		if err := n.openIndex(st, logger); err != nil {
+			st.Close()
+			return nil, err
+		}
 		n.local = storage.NewLocalLog(st, storage.LocalLogOptions{})
 		lg = n.local
 	} else {
@@ -113,7 +126,15 @@ func openNode(cfg Config, logger *slog.Logger, clock engine.Clock) (*node, error
 				"(teamflow backup) and restore it with --node-id into a new data directory (docs/CLUSTER.md)", cfg.Data)
 		}
 		n.presence = newPresenceRelay(logger.With("component", "presence"))
-		if n.raft, err = startRaft(cfg, st, logger, n.presence.receive); err != nil {
+		// The index observes the store before raft replays anything.
+		if err := n.openIndex(st, logger); err != nil {
+			st.Close()
+			return nil, err
+		}
+		if n.raft, err = startRaft(cfg, st, logger, n.presence.receive, n.snapshotInstalled); err != nil {
+			if n.ix != nil {
+				n.ix.Close()
+			}
 			st.Close()
 			return nil, err
 		}
@@ -139,21 +160,29 @@ func openNode(cfg Config, logger *slog.Logger, clock engine.Clock) (*node, error
 		}
 		summarizer = c
 	}
+	var searcher engine.Searcher
+	if n.ix != nil {
+		searcher = searchadapter.New(n.ix)
+	}
 	n.eng = engine.New(engine.Deps{
 		Router:     engine.SharedRouter{Route: engine.Route{Log: lg, Store: n.store}},
 		Clock:      clock,
 		Logger:     logger,
 		Mailer:     mailer,
 		Summarizer: summarizer,
+		Searcher:   searcher,
 	}, engine.Config{
 		Mode:        engine.Mode(cfg.Mode),
 		DefaultPlan: cfg.DefaultPlan,
 		BaseURL:     cfg.BaseURL,
+
+		MaxAttachmentBytes: int64(min(cfg.Attachments.MaxFileBytes, math.MaxInt64)),
+		StorageBytes:       int64(min(cfg.Attachments.StorageBytes, math.MaxInt64)),
 	})
 	return n, nil
 }
 
-func startRaft(cfg Config, st *storage.Store, logger *slog.Logger, gossip func(from uint64, body []byte)) (*cluster.Node, error) {
+func startRaft(cfg Config, st *storage.Store, logger *slog.Logger, gossip func(from uint64, body []byte), onSnapshot func(uint64)) (*cluster.Node, error) {
 	cl := cfg.Cluster
 	peers, err := cluster.ParsePeers(cl.Peers)
 	if err != nil {
@@ -181,6 +210,8 @@ func startRaft(cfg Config, st *storage.Store, logger *slog.Logger, gossip func(f
 		CatchUpEntries:  uint64(cl.CatchUpEntries),
 		Logger:          logger.With("component", "raft"),
 		Gossip:          gossip,
+		// Derived data (search) is checked again after a snapshot install.
+		OnSnapshotInstalled: onSnapshot,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start raft node %d: %w", cl.NodeID, err)
@@ -188,16 +219,22 @@ func startRaft(cfg Config, st *storage.Store, logger *slog.Logger, gossip func(f
 	return node, nil
 }
 
-// Close stops the log (after the batch in flight) and closes the store.
+// Close stops the log (after the batch in flight), then the search index
+// (a rebuild may be reading the store), then closes the store.
 func (n *node) Close() error {
 	if n.local != nil {
 		n.local.Close()
 	}
+	var rerr error
 	if n.raft != nil {
-		if err := n.raft.Close(); err != nil {
-			n.store.Close()
-			return err
-		}
+		rerr = n.raft.Close()
+	}
+	if n.ix != nil {
+		n.ix.Close()
+	}
+	if rerr != nil {
+		n.store.Close()
+		return rerr
 	}
 	return n.store.Close()
 }

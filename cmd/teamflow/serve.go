@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -55,7 +56,7 @@ func serveCmd() *cobra.Command {
 func serve(ctx context.Context, cfg Config, out, errOut io.Writer) error {
 	logger := newLogger(cfg, errOut)
 	clock, testHandler := newClock()
-	n, err := openNode(cfg, logger, clock)
+	n, err := openNode(cfg, logger, clock, withSearch())
 	if err != nil {
 		return err
 	}
@@ -81,11 +82,12 @@ func serve(ctx context.Context, cfg Config, out, errOut io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerStoreMetrics(reg, n)
+	registerIndexMetrics(reg, n.ix)
 	api := httpapi.New(httpapi.Deps{
 		Engine: n.eng, State: state{n}, UI: ui.FS, Logger: logger, Registry: reg,
 	}, httpapi.Config{
-		Version: version, SecureCookies: cfg.HTTP.SecureCookies, MetricsToken: cfg.Metrics.Token, MinIndexWait: cfg.HTTP.MinIndexWait,
-		RateLimits: rateLimits, Now: clock.Now,
+		Version: version, SecureCookies: cfg.HTTP.SecureCookies || cfg.tlsEnabled(), MetricsToken: cfg.Metrics.Token, MinIndexWait: cfg.HTTP.MinIndexWait,
+		RateLimits: rateLimits, Now: clock.Now, TrustedProxies: cfg.trustedProxies(),
 		Realtime: httpapi.RealtimeConfig{PublicBaseURL: cfg.BaseURL},
 	})
 	// Live updates: every applied command (this node's own writes and, in a
@@ -123,9 +125,19 @@ func serve(ctx context.Context, cfg Config, out, errOut io.Writer) error {
 	if cfg.Debug.PprofAddr != "" {
 		go servePprof(cfg.Debug.PprofAddr, logger)
 	}
+	tlsCfg, selfSigned, err := serverTLS(&cfg)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+		if selfSigned != "" {
+			logger.Warn("generated a self-signed TLS certificate; browsers will warn until you trust it or configure tls.cert and tls.key", "cert", selfSigned)
+		}
 	}
 	srv := &http.Server{
 		Handler:           handler,
@@ -137,8 +149,8 @@ func serve(ctx context.Context, cfg Config, out, errOut io.Writer) error {
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	base := cfg.BaseURL
-	if cfg.BaseURL == "http://"+cfg.Addr {
-		base = "http://" + ln.Addr().String()
+	if cfg.BaseURL == cfg.scheme()+"://"+cfg.Addr {
+		base = cfg.scheme() + "://" + ln.Addr().String()
 	}
 	logger.Info("teamflow serving", "addr", ln.Addr().String(), "mode", cfg.Mode, "data", cfg.Data, "version", version, "node_id", cfg.Cluster.NodeID)
 	if n.raft != nil {

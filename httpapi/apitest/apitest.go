@@ -11,11 +11,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/teamflow/teamflow/engine"
 	"github.com/teamflow/teamflow/engine/enginetest"
 	"github.com/teamflow/teamflow/httpapi"
+	"github.com/teamflow/teamflow/index"
+	"github.com/teamflow/teamflow/index/searchadapter"
+	"github.com/teamflow/teamflow/storage"
 )
 
 // Env is a running API.
@@ -23,7 +28,11 @@ type Env struct {
 	*enginetest.Env
 	API *httpapi.Server
 	URL string
-	t   testing.TB
+	// Index is the search index, fed from the store's applied commands.
+	Index    *index.Index
+	t        testing.TB
+	seen     atomic.Uint64 // the last log index the store's observers finished
+	observed chan struct{}
 }
 
 // storeState adapts the store for httpapi.
@@ -46,7 +55,32 @@ func New(t testing.TB, mode engine.Mode) *Env {
 // engine's test clock.
 func NewWithConfig(t testing.TB, mode engine.Mode, cfg httpapi.Config) *Env {
 	t.Helper()
-	e := enginetest.New(t, engine.Config{Mode: mode, BaseURL: "http://teamflow.test"})
+	return NewWithEngineConfig(t, engine.Config{Mode: mode}, cfg)
+}
+
+// NewWithEngineConfig starts the API over an engine configured by ecfg
+// (its BaseURL is set for the tests).
+func NewWithEngineConfig(t testing.TB, ecfg engine.Config, cfg httpapi.Config) *Env {
+	t.Helper()
+	return NewWithMailer(t, ecfg, cfg, nil)
+}
+
+// NewWithMailer is NewWithEngineConfig with outbox mail delivered through
+// m (nil: none); tests run the dispatcher with Env.Service.DeliverOutbox.
+func NewWithMailer(t testing.TB, ecfg engine.Config, cfg httpapi.Config, m engine.Mailer) *Env {
+	t.Helper()
+	ecfg.BaseURL = "http://teamflow.test"
+	e := enginetest.NewWithMailer(t, ecfg, m)
+	// The search index, opened and fed as cmd/teamflow does: it observes
+	// the store before the log applies anything, and closes before the
+	// store (cleanups run last-in first-out).
+	ix, err := index.Open(t.TempDir(), e.Store, index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Store.Observe(ix.Observe)
+	t.Cleanup(func() { ix.Close() })
+	e.Service.SetSearcher(searchadapter.New(ix))
 	if _, err := e.Service.Bootstrap(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -57,12 +91,45 @@ func NewWithConfig(t testing.TB, mode engine.Mode, cfg httpapi.Config) *Env {
 	api := httpapi.New(httpapi.Deps{Engine: e.Service, State: storeState{e}}, cfg)
 	// Live updates are fed from the store's observer, as cmd/teamflow does.
 	e.Store.Observe(engine.ObserveEvents(api))
+	env := &Env{Env: e, API: api, Index: ix, t: t, observed: make(chan struct{}, 1)}
+	// Observers run in order on one goroutine: once this last one has seen
+	// an entry, the index has been handed it too (WaitIndexed).
+	e.Store.Observe(func(batch []storage.Applied) {
+		if len(batch) > 0 {
+			env.seen.Store(batch[len(batch)-1].Index)
+			select {
+			case env.observed <- struct{}{}:
+			default:
+			}
+		}
+	})
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 	// Cleanups run last-in first-out: the live-update streams end before
 	// the server waits for its outstanding requests.
 	t.Cleanup(api.CloseRealtime)
-	return &Env{Env: e, API: api, URL: srv.URL, t: t}
+	env.URL = srv.URL
+	return env
+}
+
+// WaitIndexed waits until the search index holds every command the store
+// has applied so far (the index is fed after apply, off the request path).
+func (e *Env) WaitIndexed() {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	target := e.Store.AppliedIndex()
+	for e.seen.Load() < target {
+		select {
+		case <-e.observed:
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			e.t.Fatalf("the store's observers did not reach index %d", target)
+		}
+	}
+	if err := e.Index.WaitIdle(ctx); err != nil {
+		e.t.Fatalf("index: %v", err)
+	}
 }
 
 // Response is a decoded answer.

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const only = process.argv.slice(2);
-const suites = ["run.mjs", "security.mjs"].filter((f) => only.length === 0 || only.some((o) => f.startsWith(o)));
+const suites = ["run.mjs", "security.mjs", "collab.mjs"].filter((f) => only.length === 0 || only.some((o) => f.startsWith(o)));
 const t0 = Date.now();
 const total = { passed: 0, failed: 0, skipped: 0 };
 let code = 0;

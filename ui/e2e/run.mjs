@@ -375,17 +375,27 @@ await steps.step("the teammate sees the task, the mention and it in My tasks", a
   await page2.getByRole("link", { name: "Website relaunch" }).waitFor();
 });
 
-await steps.step("a stale write (412) is rolled back and reloaded", async () => {
+await steps.step("a teammate's change arrives live; a tab that missed it gets 412, rolled back and reloaded", async () => {
   await page.goto("/tasks/WEB-3");
   await page.getByLabel("Priority", { exact: true }).waitFor();
+  // A second tab whose live connection hears nothing (as if it had missed the event) keeps the old version.
+  const stale = await ctx.newPage();
+  stale.setDefaultTimeout(10_000);
+  stale.on("pageerror", (e) => pageErrors.push(e.message));
+  await stale.routeWebSocket(/\/api\/v1\/ws$/, () => {});
+  await stale.goto("/tasks/WEB-3");
+  await stale.getByLabel("Priority", { exact: true }).waitFor();
   const t = await apiCall(ctx2, base, "GET", "/tasks/WEB-3");
   const upd = await apiCall(ctx2, base, "PATCH", `/tasks/${t.json.id}`, { priority: "urgent" }, { "If-Match": `"${t.json.version}"` });
   expect(upd.status === 200, `Bob's change landed: ${upd.status}`);
-  const patched = page.waitForResponse(isPatch);
-  await page.getByLabel("Priority", { exact: true }).selectOption("low");
-  expect((await patched).status() === 412, "the stale write answered 412");
-  await toastTitled(page, "Changed by someone else").waitFor();
+  // The open task screen follows the task over the websocket: no reload needed.
   await page.waitForFunction(() => document.querySelector("#prop-priority")?.value === "urgent");
+  const patched = stale.waitForResponse(isPatch);
+  await stale.getByLabel("Priority", { exact: true }).selectOption("low");
+  expect((await patched).status() === 412, "the stale write answered 412");
+  await toastTitled(stale, "Changed by someone else").waitFor();
+  await stale.waitForFunction(() => document.querySelector("#prop-priority")?.value === "urgent");
+  await stale.close();
 });
 
 await steps.step("an expired access cookie is renewed once through /auth/refresh", async () => {

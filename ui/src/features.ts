@@ -1,6 +1,6 @@
-// Extension points for capabilities whose API has not landed yet. Each later
-// issue flips its entry on and registers its screen in routes.tsx; until then
-// nothing is shown for it (no placeholder screens).
+// Capabilities that arrived with later API work. An entry that is off hides
+// its nav entry and screen (no placeholder screens); all but attachments are
+// on now.
 //
 // - search:        GET /api/v1/search (+ saved filters)      → nav "Search", route /search
 // - notifications: GET /api/v1/notifications                 → nav "Inbox", route /inbox, unread badge in the top bar
@@ -10,9 +10,9 @@
 // - attachments:   /api/v1/tasks/{id}/attachments            → task detail section, recorded audio/video messages
 
 export const features = {
-  search: false,
-  notifications: false,
-  realtime: false,
+  search: true,
+  notifications: true,
+  realtime: true,
   mfa: true,
   magicLink: true,
   attachments: false,

@@ -31,13 +31,17 @@ const Settings = lazyWithPreload(() => import("./screens/Settings"));
 const Profile = lazyWithPreload(() => import("./screens/Profile"));
 const Trash = lazyWithPreload(() => import("./screens/Trash"));
 const Audit = lazyWithPreload(() => import("./screens/Audit"));
+const Inbox = lazyWithPreload(() => import("./screens/Inbox"));
+const Search = lazyWithPreload(() => import("./screens/Search"));
+const StatusUpdates = lazyWithPreload(() => import("./screens/StatusUpdates"));
+const Teams = lazyWithPreload(() => import("./screens/Teams"));
 const EnrolRequired = lazyWithPreload(() => import("./screens/EnrolRequired"));
 const ForgotPassword = lazyWithPreload<object>(() => import("./screens/AccountLinks").then((m) => ({ default: m.ForgotPassword })));
 const ResetPassword = lazyWithPreload<object>(() => import("./screens/AccountLinks").then((m) => ({ default: m.ResetPassword })));
 const MagicLink = lazyWithPreload<object>(() => import("./screens/AccountLinks").then((m) => ({ default: m.MagicLink })));
 const VerifyEmail = lazyWithPreload<object>(() => import("./screens/AccountLinks").then((m) => ({ default: m.VerifyEmail })));
 
-const SCREENS = [Home, Projects, ProjectFrame, Board, ListView, ProjectActivity, TaskDetail, MyTasks, Activity, People, Settings, Profile, Trash, Audit];
+const SCREENS = [Home, Projects, ProjectFrame, Board, ListView, ProjectActivity, TaskDetail, MyTasks, Activity, People, Settings, Profile, Trash, Audit, Inbox, Search, StatusUpdates, Teams];
 
 /**
  * Starts loading what the screen at path needs — its code and its data — at
@@ -66,7 +70,7 @@ export function preloadRoute(path: string, qc: QueryClient): void {
     void qc.prefetchQuery({ queryKey: keys.task(id), queryFn: () => api<Task>(`/tasks/${encodeURIComponent(id)}`) });
     return;
   }
-  const screen = { "/": Home, "/projects": Projects, "/my-tasks": MyTasks, "/activity": Activity, "/people": People, "/settings": Settings, "/profile": Profile, "/trash": Trash, "/audit": Audit, "/enrol-2fa": EnrolRequired }[path];
+  const screen = { "/": Home, "/projects": Projects, "/my-tasks": MyTasks, "/activity": Activity, "/people": People, "/settings": Settings, "/profile": Profile, "/trash": Trash, "/audit": Audit, "/inbox": Inbox, "/search": Search, "/status-updates": StatusUpdates, "/teams": Teams, "/enrol-2fa": EnrolRequired }[path];
   void screen?.preload();
 }
 
@@ -131,6 +135,10 @@ export function AppRoutes() {
         <Route path="profile" element={<Lazy><Profile /></Lazy>} />
         <Route path="trash" element={<Lazy><Trash /></Lazy>} />
         <Route path="audit" element={<Lazy><Audit /></Lazy>} />
+        <Route path="inbox" element={<Lazy><Inbox /></Lazy>} />
+        <Route path="search" element={<Lazy><Search /></Lazy>} />
+        <Route path="status-updates" element={<Lazy><StatusUpdates /></Lazy>} />
+        <Route path="teams" element={<Lazy><Teams /></Lazy>} />
         <Route path="*" element={<NotFound />} />
       </Route>
     </Routes>

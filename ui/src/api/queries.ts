@@ -3,7 +3,7 @@
 import { useQuery, useQueryClient, type QueryClient } from "@tanstack/react-query";
 import { useMemo } from "react";
 import { api, fetchAll, type Page } from "./client";
-import type { Me, Member, Plan, PlanInfo, Project, SetupStatus, Workspace } from "./types";
+import type { Me, Member, NotificationList, Plan, PlanInfo, Project, SetupStatus, Workspace } from "./types";
 
 export const keys = {
   setup: ["setup"] as const,
@@ -29,6 +29,12 @@ export const keys = {
   apiKeys: ["api-keys"] as const,
   audit: ["audit"] as const,
   plans: ["plans"] as const,
+  notifications: (unreadOnly: boolean) => ["notifications", "list", unreadOnly] as const,
+  unread: ["notifications", "unread"] as const,
+  follow: (taskId: string) => ["follow", taskId] as const,
+  teams: ["teams"] as const,
+  statusUpdates: (scope: string, id: string) => ["status-updates", scope, id] as const,
+  statusUsage: ["status-usage"] as const,
 };
 
 export function useSetupStatus() {
@@ -88,3 +94,14 @@ export function clearSession(qc: QueryClient) {
 }
 
 export type { Page };
+
+/** The unread count for the top bar (live events invalidate it). */
+export function useUnreadCount(on = true) {
+  return useQuery({
+    queryKey: keys.unread,
+    enabled: on,
+    queryFn: ({ signal }) => api<NotificationList>("/notifications", { query: { unread: true, limit: 1 }, signal }).then((r) => r.unread),
+    staleTime: 30_000,
+    refetchInterval: 120_000,
+  });
+}

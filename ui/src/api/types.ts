@@ -264,3 +264,84 @@ export interface AuditEntry {
   detail?: Record<string, unknown>;
   hash: string;
 }
+
+export type NotificationKind = "mention" | "assigned" | "comment" | "due_soon" | "status";
+
+export interface Notification {
+  id: string;
+  kind: NotificationKind;
+  /** A member ID, or "system". */
+  actor: string;
+  project_id?: string;
+  task_id?: string;
+  comment_id?: string;
+  /** The task's title when it happened. */
+  title: string;
+  excerpt?: string;
+  urgent: boolean;
+  created_at: string;
+  read_at: string | null;
+}
+
+export interface NotificationList {
+  items: Notification[];
+  next_cursor: string;
+  unread: number;
+}
+
+/** One fact a status update cites ([C1], [P1], …); tasks carry task_id and key. */
+export interface StatusFact {
+  ref: string;
+  task_id?: string;
+  key?: string;
+  title?: string;
+  status?: string;
+  user_id?: string;
+  name?: string;
+  [k: string]: unknown;
+}
+
+export interface StatusUpdate {
+  id: string;
+  project_ids: string[] | null;
+  team_id?: string;
+  from: string;
+  to: string;
+  text: string;
+  text_html: string;
+  facts?: Record<string, unknown>;
+  writer: "builtin" | "model";
+  model?: string;
+  fallback?: string;
+  edited: boolean;
+  status: "draft" | "published";
+  created_by: string;
+  created_at: string;
+  published_at: string | null;
+  version: number;
+}
+
+export interface TeamSchedule {
+  frequency: "off" | "daily" | "weekly";
+  hour: number;
+  weekday?: number;
+}
+
+export interface Team {
+  id: string;
+  name: string;
+  members: string[] | null;
+  projects: string[] | null;
+  timezone: string;
+  schedule: TeamSchedule;
+  next_run: string | null;
+  version: number;
+}
+
+export interface AIUsage {
+  month: string;
+  used: number;
+  /** -1: unlimited */
+  included: number;
+  overage: number;
+}

@@ -6,9 +6,10 @@ import { useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { NavLink, Outlet, useLocation, useNavigate } from "react-router";
 import { api } from "../api/client";
-import { clearSession, useMe, useWorkspace } from "../api/queries";
+import { clearSession, useMe, useUnreadCount, useWorkspace } from "../api/queries";
 import { enabled, type Feature } from "../features";
 import { applyBranding } from "../lib/brand";
+import { useLiveConnection } from "../lib/live";
 import { Avatar } from "./ui";
 import { SecurityBanners } from "./SecurityBanners";
 import { useToast } from "./toast";
@@ -28,6 +29,8 @@ export const NAV: NavItem[] = [
   { to: "/activity", label: "Activity" },
   { to: "/search", label: "Search", feature: "search" },
   { to: "/inbox", label: "Inbox", feature: "notifications" },
+  { to: "/status-updates", label: "Status updates" },
+  { to: "/teams", label: "Teams", adminOnly: true },
   { to: "/people", label: "People" },
   { to: "/trash", label: "Trash" },
   { to: "/settings", label: "Workspace settings", adminOnly: true },
@@ -59,6 +62,10 @@ export function Shell() {
   const nav = useNavigate();
   const signOut = useSignOut();
   const isAdmin = me.data?.role === "owner" || me.data?.role === "admin";
+  const qc = useQueryClient();
+  useLiveConnection(qc, me.data?.id);
+  const unread = useUnreadCount(enabled("notifications") && !!me.data);
+  const unreadCount = unread.data ?? 0;
 
   useEffect(() => {
     if (ws.data) applyBranding(ws.data.branding);
@@ -92,6 +99,19 @@ export function Shell() {
           <span>{ws.data?.name ?? "TeamFlow"}</span>
         </NavLink>
         <span className="spacer" />
+        {enabled("notifications") && me.data && (
+          <NavLink to="/inbox" className="inbox-link btn-ghost" aria-label={unreadCount ? `Inbox, ${unreadCount} unread` : "Inbox, nothing unread"} data-testid="inbox-badge" data-unread={unreadCount}>
+            <svg aria-hidden="true" width="20" height="20" viewBox="0 0 24 24" fill="none" stroke="currentColor" strokeWidth="2" strokeLinecap="round" strokeLinejoin="round">
+              <path d="M18 8a6 6 0 0 0-12 0c0 7-3 9-3 9h18s-3-2-3-9" />
+              <path d="M13.73 21a2 2 0 0 1-3.46 0" />
+            </svg>
+            {unreadCount > 0 && (
+              <span className="badge badge-accent unread-badge" aria-hidden="true">
+                {unreadCount > 99 ? "99+" : unreadCount}
+              </span>
+            )}
+          </NavLink>
+        )}
         {me.data && (
           <DropdownMenu.Root>
             <DropdownMenu.Trigger asChild>
@@ -120,6 +140,13 @@ export function Shell() {
             <li key={i.to}>
               <NavLink to={i.to} end={i.end}>
                 {i.label}
+                {i.to === "/inbox" && unreadCount > 0 && (
+                  <>
+                    {" "}
+                    <span className="badge badge-accent">{unreadCount}</span>
+                    <span className="visually-hidden"> unread</span>
+                  </>
+                )}
               </NavLink>
             </li>
           ))}

@@ -1,8 +1,13 @@
 import { useEffect } from "react";
 import { keys } from "../api/queries";
 import { ActivityFeed } from "../components/ActivityFeed";
+import { useLive } from "../lib/live";
+
+const WORKSPACE = { kind: "workspace", id: "" } as const;
 
 export default function Activity() {
+  // Follows the whole workspace while open: new entries appear by themselves.
+  useLive(WORKSPACE);
   useEffect(() => {
     document.title = "Activity · TeamFlow";
   }, []);

@@ -2,7 +2,9 @@ import { useEffect } from "react";
 import { NavLink, Outlet, useOutletContext, useParams } from "react-router";
 import { useProject } from "../api/queries";
 import type { Project } from "../api/types";
+import { Presence } from "../components/Presence";
 import { ErrorState, Loading } from "../components/ui";
+import { useLive } from "../lib/live";
 
 export function useProjectContext(): Project {
   return useOutletContext<Project>();
@@ -12,6 +14,8 @@ export function useProjectContext(): Project {
 export default function ProjectFrame() {
   const { projectId = "" } = useParams();
   const project = useProject(projectId);
+  // Board, list and activity all follow the project live; presence is per project.
+  const { present } = useLive(projectId ? { kind: "project", id: projectId } : null);
   useEffect(() => {
     if (project.data) document.title = `${project.data.name} · TeamFlow`;
   }, [project.data]);
@@ -29,7 +33,9 @@ export default function ProjectFrame() {
         <NavLink to={`/projects/${p.id}/board`}>Board</NavLink>
         <NavLink to={`/projects/${p.id}/list`}>List</NavLink>
         <NavLink to={`/projects/${p.id}/activity`}>Activity</NavLink>
+        <NavLink to={`/status-updates?project=${p.id}`}>Status updates</NavLink>
       </nav>
+      <Presence viewers={present} what="project" />
       <Outlet context={p} />
     </>
   );

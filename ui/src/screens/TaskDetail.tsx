@@ -10,6 +10,7 @@ import { api, ApiError, fetchAll } from "../api/client";
 import { keys, useMemberLookup, useProject } from "../api/queries";
 import { PRIORITIES, type Member, type Project, type Task } from "../api/types";
 import { ActivityFeed } from "../components/ActivityFeed";
+import { Presence } from "../components/Presence";
 import { Comments } from "../components/Comments";
 import { useToast } from "../components/toast";
 import { Avatar, ErrorState, Loading, Modal } from "../components/ui";
@@ -69,7 +70,7 @@ export default function TaskDetail() {
   const { taskId = "" } = useParams();
   const task = useQuery({ queryKey: keys.task(taskId), queryFn: () => api<Task>(`/tasks/${encodeURIComponent(taskId)}`) });
   const project = useProject(task.data?.project_id ?? "");
-  useLive(task.data ? { kind: "task", id: task.data.id } : null);
+  const { present } = useLive(task.data ? { kind: "task", id: task.data.id } : null);
   useEffect(() => {
     if (task.data) document.title = `${task.data.key} ${task.data.title} · TeamFlow`;
   }, [task.data]);
@@ -77,10 +78,40 @@ export default function TaskDetail() {
   if (task.isPending) return <Loading label="Loading the task…" />;
   if (task.isError) return <ErrorState error={task.error} retry={() => task.refetch()} />;
   if (!project.data) return project.isError ? <ErrorState error={project.error} /> : <Loading />;
-  return <TaskView cacheKey={taskId} task={task.data} project={project.data} />;
+  return <TaskView cacheKey={taskId} task={task.data} project={project.data} present={present} />;
 }
 
-function TaskView({ cacheKey, task, project }: { cacheKey: string; task: Task; project: Project }) {
+/** Follow or stop following a task: comments and status changes on it go to the inbox. */
+function FollowButton({ task }: { task: Task }) {
+  const qc = useQueryClient();
+  const { toastError } = useToast();
+  const follow = useQuery({ queryKey: keys.follow(task.id), queryFn: () => api<{ following: boolean }>(`/tasks/${task.id}/follow`).then((r) => r.following) });
+  const set = useMutation({
+    mutationFn: (on: boolean) => api<{ following: boolean }>(`/tasks/${task.id}/follow`, { method: on ? "PUT" : "DELETE" }).then((r) => r.following),
+    onMutate: (on) => {
+      const prev = qc.getQueryData<boolean>(keys.follow(task.id));
+      qc.setQueryData(keys.follow(task.id), on);
+      return { prev };
+    },
+    onError: (e, _on, ctx) => {
+      qc.setQueryData(keys.follow(task.id), ctx?.prev);
+      toastError(e, "change following");
+    },
+    onSuccess: (v) => qc.setQueryData(keys.follow(task.id), v),
+  });
+  if (follow.isPending || follow.isError) return null;
+  const on = follow.data;
+  return (
+    <div className="field">
+      <button type="button" aria-pressed={on} onClick={() => set.mutate(!on)} disabled={set.isPending} data-testid="follow">
+        {on ? "Following" : "Follow"}
+      </button>
+      <span className="field-hint">{on ? "Comments and status changes on this task go to your inbox." : "Get comments and status changes on this task in your inbox."}</span>
+    </div>
+  );
+}
+
+function TaskView({ cacheKey, task, project, present }: { cacheKey: string; task: Task; project: Project; present: string[] }) {
   const patch = useTaskPatch(cacheKey, task, project);
   const { members, byId, nameOf } = useMemberLookup();
   const [title, setTitle] = useState(task.title);
@@ -210,7 +241,9 @@ function TaskView({ cacheKey, task, project }: { cacheKey: string; task: Task; p
           </section>
         </div>
         <aside aria-label="Task properties">
+          <Presence viewers={present} what="task" />
           <div className="card prop-list">
+            <FollowButton task={task} />
             <div className="field">
               <label htmlFor="prop-status">Status</label>
               <select id="prop-status" value={task.status_id} disabled={!canEdit} onChange={(e) => patch.mutate({ status: e.target.value })}>

@@ -1,1 +1,0 @@
-import{K as e}from"./ui-sKVGzyW8.js";import{t}from"./ActivityFeed-0t9fB7sz.js";import{useProjectContext as n}from"./ProjectFrame-Du1Y_h64.js";import{n as r}from"./react-dom-CfgplUKF.js";var i=r();function a(){let r=n();return(0,i.jsx)(t,{path:`/projects/${r.id}/activity`,queryKey:e.projectActivity(r.id)})}export{a as default};

@@ -1,0 +1,1 @@
+function e(e){return e.replace(/@(<span class="mention" data-user-id="[0-9a-f-]{36}">)/g,`$1`)}export{e as t};

@@ -1,1 +1,0 @@
-import{l as e}from"./index-CwPJ8c4Y.js";function t(t){return e(`realtime`),{present:[]}}export{t};
