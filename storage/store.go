@@ -36,7 +36,11 @@ type Options struct {
 	Logger *slog.Logger
 	// DedupeWindow is how many log entries a RequestID is remembered for.
 	DedupeWindow uint64
-	// CacheSize is the block cache in bytes (default 64 MiB).
+	// CacheSize is the block cache in bytes (default 192 MiB). Pebble
+	// reserves each memtable's size out of this cache (two 32 MiB
+	// memtables while one flushes), so the default leaves 128 MiB for
+	// blocks; at 64 MiB the reservations left no room and point reads hit
+	// the cache 24% of the time instead of 97%.
 	CacheSize int64
 	// ObserverBuffer is how many applied batches may wait for slow observers
 	// before Apply waits for them.
@@ -99,7 +103,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		closing: make(chan struct{}),
 	}
 	if opts.CacheSize == 0 {
-		opts.CacheSize = 64 << 20
+		opts.CacheSize = 192 << 20
 	}
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref()
