@@ -299,6 +299,7 @@ func TestTenantIsolationRouteMatrix(t *testing.T) {
 			expect: own(403), reason: "operator only"}},
 		"POST /api/v1/platform/cluster/members/:id/promote": {{path: "/api/v1/platform/cluster/members/9/promote", expect: own(403), reason: "operator only"}},
 		"DELETE /api/v1/platform/cluster/members/:id":       {{path: "/api/v1/platform/cluster/members/9", expect: own(403), reason: "operator only"}},
+		"POST /api/v1/platform/cluster/leader":              {{path: "/api/v1/platform/cluster/leader", body: map[string]any{"id": 9}, expect: own(403), reason: "operator only"}},
 		"GET /api/v1/platform/backup":                       {{path: "/api/v1/platform/backup", expect: own(403), reason: "operator only: the whole store"}},
 	}
 
