@@ -236,6 +236,7 @@ func TestTenantIsolationRouteMatrix(t *testing.T) {
 		"GET /api/v1/platform/workspaces/:slug/audit": {{path: "/api/v1/platform/workspaces/alpha/audit", expect: own(403), reason: "operator only"}},
 		"GET /api/v1/audit/export":                    {{path: "/api/v1/audit/export?format=csv", expect: own(403), reason: "the Free plan has no audit export (and Members and Guests never read the trail)"}},
 		"GET /api/v1/audit/verify":                    {{path: "/api/v1/audit/verify", expect: own(200, 403), reason: "B's own chain (403 for Members and Guests)"}},
+		"POST /api/v1/audit/erasures":                 {{path: "/api/v1/audit/erasures", body: map[string]any{"member_id": a.guestID}, expect: own(404, 403), reason: "A's member is not in B (403 for Members and Guests)"}},
 		"POST /api/v1/me/mfa/recovery-codes":          {{path: "/api/v1/me/mfa/recovery-codes", body: map[string]any{"password": "wrong-password"}, expect: own(409), reason: "the caller has no second factor"}},
 		"DELETE /api/v1/members/:id/mfa":              {{path: "/api/v1/members/" + a.guestID + "/mfa", expect: own(404, 403), reason: "403 for roles that manage nobody"}},
 		"POST /api/v1/invitations/:id/resend":         {{path: "/api/v1/invitations/" + a.invitationID + "/resend", expect: own(404, 403), reason: "403 for roles that manage nobody"}},

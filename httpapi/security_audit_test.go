@@ -82,12 +82,12 @@ func totpAt(t *testing.T, secret string, at time.Time) string {
 // auditActions reads the workspace's chain and returns its entries.
 func auditEntries(t *testing.T, env *apitest.Env, ws string) []engine.AuditEntry {
 	t.Helper()
-	raw, err := env.Service.ReadAudit(ws)
+	chain, err := env.Service.ReadAudit(ws)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make([]engine.AuditEntry, 0, len(raw))
-	for _, r := range raw {
+	out := make([]engine.AuditEntry, 0, len(chain.Entries))
+	for _, r := range chain.Entries {
 		var e engine.AuditEntry
 		if err := json.Unmarshal(r.Payload, &e); err != nil {
 			t.Fatal(err)
@@ -280,10 +280,11 @@ func TestAuditQueryExportAndVerify(t *testing.T) {
 	if v := verify(); !v.OK || v.Entries < len(walked) {
 		t.Fatalf("untouched chain: %+v", v)
 	}
-	raw, err := env.Service.ReadAudit(a.ID)
+	chain, err := env.Service.ReadAudit(a.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
+	raw := chain.Entries
 	victim := raw[4]
 	storeEntry := func(e engine.RawAudit, payload []byte) {
 		t.Helper()
@@ -298,7 +299,7 @@ func TestAuditQueryExportAndVerify(t *testing.T) {
 		}
 	}
 	storeEntry(victim, []byte(strings.Replace(string(victim.Payload), `"action":"`, `"action":"forged.`, 1)))
-	if again, _ := env.Service.ReadAudit(a.ID); string(again[4].Payload) == string(victim.Payload) {
+	if again, _ := env.Service.ReadAudit(a.ID); string(again.Entries[4].Payload) == string(victim.Payload) {
 		t.Fatal("the tampering did not reach the store")
 	}
 	if v := verify(); v.OK || v.FirstBad != victim.Seq || v.Problem == "" {

@@ -235,7 +235,7 @@ func (s *Server) requestID(c *gin.Context) {
 		c.Header("Strict-Transport-Security", "max-age=31536000")
 	}
 	ctx := context.WithValue(c.Request.Context(), keyRequestID, id)
-	ctx = engine.WithRequestInfo(ctx, engine.RequestInfo{ID: id, IP: c.ClientIP(), UserAgent: c.Request.UserAgent()})
+	ctx = engine.WithRequestInfo(ctx, engine.RequestInfo{ID: id, IP: c.ClientIP(), UserAgent: c.Request.UserAgent(), Route: c.Request.Method + " " + c.FullPath()})
 	c.Request = c.Request.WithContext(ctx)
 	c.Next()
 }
@@ -377,6 +377,11 @@ func (s *Server) fail(ctx context.Context, err error) error {
 	var p *Problem
 	if errors.As(mapped, &p) {
 		p.RequestID = requestIDFrom(ctx)
+		if p.Status == http.StatusForbidden {
+			// A refused request of a signed-in principal is a security
+			// event (the engine keeps only role, scope and plan refusals).
+			s.eng.AuditDenied(ctx, principal(ctx), p.Code)
+		}
 		return mapped // may carry headers (Retry-After)
 	}
 	s.log.Error("request failed", "request_id", requestIDFrom(ctx), "err", err.Error())
