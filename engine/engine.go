@@ -107,7 +107,7 @@ type Service struct {
 	passwordChecks atomic.Int64
 	verified       *verifiedTokens
 	tasks          *versionCache // decoded tasks for list reads and status facts
-	acts           *versionCache // decoded activity entries for status facts
+	rollupMu       sync.Mutex    // one status-facts roll-up rebuild at a time
 	searcher       atomic.Pointer[searcherBox]
 }
 
@@ -177,7 +177,6 @@ func New(deps Deps, cfg Config) *Service {
 		summarizer: deps.Summarizer,
 		verified:   newVerifiedTokens(10_000),
 		tasks:      newVersionCache(cfg.TaskCacheSize),
-		acts:       newVersionCache(cfg.TaskCacheSize),
 	}
 	if deps.Searcher != nil {
 		s.SetSearcher(deps.Searcher)

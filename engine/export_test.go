@@ -1,6 +1,9 @@
 package engine
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // FactsOfLast gathers the facts of a project's last period, as a status
 // update would, without writing one (for benchmarks).
@@ -11,7 +14,7 @@ func (s *Service) FactsOfLast(p Principal, projectID string, period time.Duratio
 		return nil, err
 	}
 	now := s.now()
-	return s.gatherFacts(p.Tenant, v, []*projectRecord{pr}, now.Add(-period), now, now)
+	return s.gatherFacts(context.Background(), p.Tenant, v, []*projectRecord{pr}, now.Add(-period), now, now)
 }
 
 // WriteBuiltin exposes the built-in writer to benchmarks.
@@ -21,5 +24,25 @@ func WriteBuiltin(f *Facts) string { return writeBuiltin(f) }
 // benchmarks of the cold path).
 func (s *Service) DropCaches() {
 	s.tasks = newVersionCache(s.cfg.TaskCacheSize)
-	s.acts = newVersionCache(s.cfg.TaskCacheSize)
+}
+
+// FactsBothWays gathers the facts of projects for [from, to) as of the
+// clock's now from the roll-ups, and by the scan they replaced as the
+// reference.
+func (s *Service) FactsBothWays(p Principal, projectIDs []string, from, to time.Time) (rollup, scan *Facts, err error) {
+	_, v := s.tenant(p.Tenant)
+	var prs []*projectRecord
+	for _, id := range projectIDs {
+		pr, _, err := s.visibleProject(v, p, id)
+		if err != nil {
+			return nil, nil, err
+		}
+		prs = append(prs, pr)
+	}
+	now := s.now()
+	if rollup, err = s.gatherFacts(context.Background(), p.Tenant, v, prs, from, to, now); err != nil {
+		return nil, nil, err
+	}
+	scan, err = s.gatherFactsByScan(p.Tenant, v, prs, from, to, now)
+	return rollup, scan, err
 }
