@@ -61,7 +61,10 @@ func NewWithSummarizer(t testing.TB, cfg engine.Config, sum engine.Summarizer) *
 
 func newEnv(t testing.TB, cfg engine.Config, deps engine.Deps) *Env {
 	t.Helper()
-	st, err := storage.Open(t.TempDir(), storage.Options{})
+	// A block cache no larger than Pebble's memtable reservation keeps no
+	// blocks: tests that measure the heap (attachments) see the product's
+	// own allocations, not cached blocks (on the Go heap without cgo).
+	st, err := storage.Open(t.TempDir(), storage.Options{CacheSize: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
