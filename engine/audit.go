@@ -566,25 +566,32 @@ func auditAnchor(v storage.View) (*AuditAnchor, uint64, error) {
 func (s *Service) AuditHeads() ([]AuditHead, error) {
 	_, sys := s.sys()
 	var out []AuditHead
-	now := s.now()
 	err := sys.Scan(sysWorkspaces(), storage.ScanOptions{}, func(k storage.Key, _ storage.Record) error {
-		tenant := lastPart(k)
-		_, v := s.tenant(tenant)
-		rec, err := v.Get(kAuditHead)
-		if errors.Is(err, storage.ErrNotFound) {
-			return nil
+		h, ok, err := s.AuditHead(lastPart(k))
+		if ok {
+			out = append(out, h)
 		}
-		if err != nil {
-			return err
-		}
-		seq, h, err := storage.ChainHead(rec.Value)
-		if err != nil {
-			return err
-		}
-		out = append(out, AuditHead{Workspace: tenant, Seq: seq, Hash: hex.EncodeToString(h[:]), At: now})
-		return nil
+		return err
 	})
 	return out, err
+}
+
+// AuditHead reads one workspace's current chain head; ok is false while
+// its trail is empty.
+func (s *Service) AuditHead(tenant string) (h AuditHead, ok bool, err error) {
+	_, v := s.tenant(tenant)
+	rec, err := v.Get(kAuditHead)
+	if errors.Is(err, storage.ErrNotFound) {
+		return AuditHead{}, false, nil
+	}
+	if err != nil {
+		return AuditHead{}, false, err
+	}
+	seq, hash, err := storage.ChainHead(rec.Value)
+	if err != nil {
+		return AuditHead{}, false, err
+	}
+	return AuditHead{Workspace: tenant, Seq: seq, Hash: hex.EncodeToString(hash[:]), At: s.now()}, true, nil
 }
 
 // Errors of VerifyAudit.

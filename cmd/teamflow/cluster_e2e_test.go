@@ -94,6 +94,14 @@ func newCluster(t *testing.T, size int, extra ...string) *tcluster {
 			t.Fatal(err)
 		}
 	}
+	c.awaitStarted(t)
+	return c
+}
+
+// awaitStarted waits for every node to be ready and reads the operator
+// token the bootstrapping node wrote.
+func (c *tcluster) awaitStarted(t *testing.T) {
+	t.Helper()
 	for _, n := range c.nodes {
 		c.waitReady(n, 60*time.Second)
 	}
@@ -106,7 +114,6 @@ func newCluster(t *testing.T, size int, extra ...string) *tcluster {
 		}
 		return false
 	}, "operator token written by one node")
-	return c
 }
 
 // launch starts node n's process (restarts reuse its data directory and

@@ -206,17 +206,6 @@ func newNetnsCluster(t *testing.T, lab *netLab, extra ...string) *tcluster {
 			t.Fatal(err)
 		}
 	}
-	for _, n := range c.nodes {
-		c.waitReady(n, 60*time.Second)
-	}
-	eventually(t, 30*time.Second, func() bool {
-		for _, n := range c.nodes {
-			if b, err := os.ReadFile(filepath.Join(n.dir, operatorTokenFile)); err == nil {
-				c.opTok = strings.TrimSpace(string(b))
-				return true
-			}
-		}
-		return false
-	}, "operator token written by one node")
+	c.awaitStarted(t)
 	return c
 }

@@ -114,18 +114,13 @@ func (s state) WorkspaceHash(_ context.Context, tenant string) (*httpapi.Workspa
 		if err != nil {
 			return nil, err
 		}
-		heads, err := s.n.eng.AuditHeads()
+		head, _, err := s.n.eng.AuditHead(tenant)
 		if err != nil {
 			return nil, err
 		}
 		if after := s.n.store.AppliedIndex(); after == before {
-			out := &httpapi.WorkspaceHash{Workspace: tenant, Applied: before, Hash: httpapi.HexHash(h)}
-			for _, hd := range heads {
-				if hd.Workspace == tenant {
-					out.AuditHeadSeq, out.AuditHeadHash = hd.Seq, hd.Hash
-				}
-			}
-			return out, nil
+			return &httpapi.WorkspaceHash{Workspace: tenant, Applied: before, Hash: httpapi.HexHash(h),
+				AuditHeadSeq: head.Seq, AuditHeadHash: head.Hash}, nil
 		}
 	}
 }
