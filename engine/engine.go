@@ -105,6 +105,7 @@ type Service struct {
 	summarizer Summarizer
 
 	passwordChecks atomic.Int64
+	refusals       refusalCounter // refused credentials that left no audit entry (refusals.go)
 	verified       *verifiedTokens
 	tasks          *versionCache // decoded tasks for list reads and status facts
 	rollupMu       sync.Mutex    // one status-facts roll-up rebuild at a time

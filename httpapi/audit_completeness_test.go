@@ -67,8 +67,11 @@ func (b snapBackup) WriteWorkspaceTo(w io.Writer, scope *engine.BackupScope) (in
 // API), restore (offline, `teamflow restore` into a stopped node's data
 // directory: no workspace trail is running to record it), and a backup of
 // the whole store (it belongs to no workspace; the server log records it).
-// A failed sign-in naming no account of the workspace is in the server log
-// only: nobody outside a workspace can write into its trail (T1).
+// A failed sign-in naming no account of the workspace is in its trail, the
+// email typed in the entry's personal data (the target of an entry whose
+// target kind is "email"). A token that names no record of any workspace
+// (malformed, or never issued) has no trail to go into: it is logged and
+// counted in /metrics (TestRefusedTokensWhereTheyBelong).
 func TestAuditCompleteness(t *testing.T) {
 	env := newMailEnv(t)
 	a := env.Signup("acme", "Acme", "olive@acme.test")
@@ -106,7 +109,7 @@ func TestAuditCompleteness(t *testing.T) {
 		}
 		return r
 	}
-	var bobSecret, bobToken, keyID string
+	var bobSecret, bobToken, keyID, magicTok, bobMFA, bobCode, invID string
 
 	type event struct {
 		name, action, outcome string
@@ -121,10 +124,16 @@ func TestAuditCompleteness(t *testing.T) {
 		{"password sign-in failure", "auth.login_failed", "failure", fixed(a.OwnerID), func() *apitest.Response {
 			return want(login("olive@acme.test", "wrong password"), 401, "wrong password")
 		}},
+		{"password sign-in failure, unknown email", "auth.login_failed", "failure", fixed("mallory@acme.test"), func() *apitest.Response {
+			return want(login("mallory@acme.test", "wrong password"), 401, "unknown email")
+		}},
 		{"magic-link sign-in", "auth.magic_link", "success", fixed(carolID), func() *apitest.Response {
 			want(env.Do("POST", "/api/v1/auth/magic-link", "", map[string]any{"workspace": "acme", "email": "carol@acme.test"}), 202, "ask for a link")
-			_, tok := env.lastMail(t, "carol@acme.test", "sign-in link")
-			return want(env.Do("POST", "/api/v1/auth/magic-link/verify", "", map[string]any{"token": tok}), 200, "use the link")
+			_, magicTok = env.lastMail(t, "carol@acme.test", "sign-in link")
+			return want(env.Do("POST", "/api/v1/auth/magic-link/verify", "", map[string]any{"token": magicTok}), 200, "use the link")
+		}},
+		{"reused sign-in link", "auth.token_refused", "denied", fixed(carolID), func() *apitest.Response {
+			return want(env.Do("POST", "/api/v1/auth/magic-link/verify", "", map[string]any{"token": magicTok}), 401, "use the link again")
 		}},
 		{"MFA enrolment", "mfa.enrol", "success", fixed(bobID), func() *apitest.Response {
 			bob := want(login("bob@acme.test", "password-Bob"), 200, "bob signs in").Map(t)["access_token"].(string)
@@ -133,10 +142,14 @@ func TestAuditCompleteness(t *testing.T) {
 		}},
 		{"MFA verification", "auth.login", "success", fixed(bobID), func() *apitest.Response {
 			env.Clock.Advance(time.Minute) // a code is accepted once: the next window's
-			mfa := want(login("bob@acme.test", "password-Bob"), 200, "bob's first factor").Map(t)["mfa_token"].(string)
-			r := want(env.Do("POST", "/api/v1/auth/mfa", "", map[string]any{"mfa_token": mfa, "code": totpAt(t, bobSecret, env.Clock.Now())}), 200, "second factor")
+			bobMFA = want(login("bob@acme.test", "password-Bob"), 200, "bob's first factor").Map(t)["mfa_token"].(string)
+			bobCode = totpAt(t, bobSecret, env.Clock.Now())
+			r := want(env.Do("POST", "/api/v1/auth/mfa", "", map[string]any{"mfa_token": bobMFA, "code": bobCode}), 200, "second factor")
 			bobToken = r.Map(t)["access_token"].(string)
 			return r
+		}},
+		{"second-factor challenge used again", "auth.mfa_failed", "denied", fixed(bobID), func() *apitest.Response {
+			return want(env.Do("POST", "/api/v1/auth/mfa", "", map[string]any{"mfa_token": bobMFA, "code": bobCode}), 401, "the same challenge again")
 		}},
 		{"MFA failure", "auth.mfa_failed", "failure", fixed(bobID), func() *apitest.Response {
 			mfa := want(login("bob@acme.test", "password-Bob"), 200, "bob's first factor").Map(t)["mfa_token"].(string)
@@ -150,6 +163,11 @@ func TestAuditCompleteness(t *testing.T) {
 		{"logout", "auth.logout", "success", nil, func() *apitest.Response {
 			tok := want(login("olive@acme.test", "password-acme"), 200, "sign-in").Map(t)["access_token"].(string)
 			return want(env.Do("POST", "/api/v1/auth/logout", tok, nil), 204, "logout")
+		}},
+		{"refresh token of an ended session", "auth.token_refused", "denied", fixed(a.OwnerID), func() *apitest.Response {
+			s := want(login("olive@acme.test", "password-acme"), 200, "sign-in").Map(t)
+			want(env.Do("POST", "/api/v1/auth/logout", s["access_token"].(string), nil), 204, "logout")
+			return want(env.Do("POST", "/api/v1/auth/refresh", "", map[string]any{"refresh_token": s["refresh_token"]}), 401, "refresh after logout")
 		}},
 		{"authorisation denied", "authz.denied", "denied", fixed("GET /api/v1/audit"), func() *apitest.Response {
 			return want(env.Do("GET", "/api/v1/audit", bobToken, nil), 403, "a member reads the trail")
@@ -167,7 +185,14 @@ func TestAuditCompleteness(t *testing.T) {
 			return want(env.Do("DELETE", "/api/v1/members/"+bobID+"/sessions", a.Token, nil), 204, "revoke bob's sessions")
 		}},
 		{"invitation", "invitation.create", "success", nil, func() *apitest.Response {
-			return want(env.Do("POST", "/api/v1/invitations", a.Token, map[string]any{"email": "erin@acme.test", "role": "member"}), 201, "invite")
+			r := want(env.Do("POST", "/api/v1/invitations", a.Token, map[string]any{"email": "erin@acme.test", "role": "member"}), 201, "invite")
+			invID = r.Map(t)["id"].(string)
+			return r
+		}},
+		{"revoked invitation used", "auth.token_refused", "denied", func() string { return invID }, func() *apitest.Response {
+			want(env.Do("DELETE", "/api/v1/invitations/"+invID, a.Token, nil), 204, "revoke")
+			_, tok := env.lastMail(t, "erin@acme.test", "invited you")
+			return want(env.Do("POST", "/api/v1/invitations/"+tok+"/accept", "", map[string]any{"name": "Erin", "password": "password-Erin"}), 404, "accept a revoked invitation")
 		}},
 		{"settings change", "workspace.update", "success", fixed(a.ID), func() *apitest.Response {
 			return want(env.Do("PATCH", "/api/v1/workspace", a.Token, map[string]any{"timezone": "Europe/Berlin"}), 200, "settings")
@@ -270,7 +295,13 @@ func TestAuditCompleteness(t *testing.T) {
 		if e.Workspace != a.ID {
 			problems = append(problems, "tenant")
 		}
-		if e.TargetID == "" || e.TargetKind == "" || (ev.target != nil && e.TargetID != ev.target()) {
+		target := e.TargetID
+		if e.TargetKind == "email" {
+			// An email that names no account is personal data: the
+			// entry's target is in the record beside the chain.
+			target, _ = e.Detail["email"].(string)
+		}
+		if target == "" || e.TargetKind == "" || (ev.target != nil && target != ev.target()) {
 			problems = append(problems, "target "+e.TargetKind+" "+e.TargetID)
 		}
 		if e.Outcome != ev.outcome {

@@ -338,9 +338,11 @@ func TestHTTPFuzzPerRoute(t *testing.T) {
 			}
 			// A refused write must leave no trace — except where the refusal
 			// itself is recorded on purpose: a reused refresh token revokes
-			// its session, and failed sign-ins and codes are counted (the
-			// throttle) and audited; so is a signed-in account refused by its
-			// role, scope or plan (authz.denied).
+			// its session, failed sign-ins and codes are counted (the
+			// throttle) and audited, and so are refused tokens their
+			// workspace issued (a spent invitation or link); so is a
+			// signed-in account refused by its role, scope or plan
+			// (authz.denied).
 			if mutating && status >= 400 && status < 500 && !recordsRefusals[rt.Path] && !(status == http.StatusForbidden && auditedDenials[p.Code]) {
 				mutating4xx++
 				if after := f.eventSeq(t); after != before {
@@ -407,9 +409,13 @@ func (f *fuzzEnv) eventSeq(t *testing.T) uint64 {
 // (engine.AuditDenied): such a 403 writes its audit entry on purpose.
 var auditedDenials = map[string]bool{"forbidden": true, "plan_feature_unavailable": true, "insufficient_scope": true, "mfa_enrolment_required": true}
 
-// recordsRefusals are the routes whose 4xx answers write on purpose.
+// recordsRefusals are the routes whose 4xx answers write on purpose: a
+// failed sign-in, and a refused token its workspace issued (spent, expired,
+// revoked), are audited in that workspace (docs/AUDIT.md).
 var recordsRefusals = map[string]bool{
 	"/api/v1/auth/refresh": true, "/api/v1/auth/login": true, "/api/v1/auth/mfa": true,
+	"/api/v1/invitations/:id/accept": true, "/api/v1/auth/magic-link/verify": true,
+	"/api/v1/auth/password-reset/confirm": true, "/api/v1/auth/verify-email": true,
 }
 
 func truncate(s string) string {

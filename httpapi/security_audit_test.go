@@ -635,8 +635,15 @@ func TestIPAllowlist(t *testing.T) {
 	if r := env.Do("POST", "/api/v1/auth/login", "", login, inside...); r.Status != http.StatusOK {
 		t.Fatalf("sign-in from inside: %d %s", r.Status, r.Body)
 	}
-	if n := countAction(auditEntries(t, env, a.ID), "auth.ip_refused", nil); n != 2 {
-		t.Fatalf("%d refusals audited, want 2 (one per credential)", n)
+	// One per credential, and the sign-in from outside (in the workspace
+	// it named, like any failed sign-in to it).
+	if n := countAction(auditEntries(t, env, a.ID), "auth.ip_refused", nil); n != 3 {
+		t.Fatalf("%d refusals audited, want 3 (one per credential, one for the sign-in)", n)
+	}
+	if n := countAction(auditEntries(t, env, a.ID), "auth.ip_refused", func(e engine.AuditEntry) bool {
+		return e.Detail["during"] == "sign-in" && e.TargetID == a.OwnerID && e.Actor == "anonymous"
+	}); n != 1 {
+		t.Fatalf("the sign-in from outside: %d entries naming the account", n)
 	}
 	// Downgraded: the list stays but is not enforced.
 	setPlan(t, env, "acme", "professional")
