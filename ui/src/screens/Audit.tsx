@@ -93,6 +93,8 @@ function AuditList() {
     if (e.target_kind === "workspace") return ws.data?.name ?? "the workspace";
     if (e.target_kind === "apikey") return typeof e.detail?.name === "string" ? `API key “${e.detail.name}”` : "an API key";
     if (e.target_kind === "session") return "a session";
+    // A sign-in with an email no account has: the email typed, kept as personal data.
+    if (e.target_kind === "email") return typeof e.detail?.email === "string" ? e.detail.email : "an unknown email";
     return e.target_kind.replace(/_/g, " ");
   };
   return (
