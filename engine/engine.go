@@ -93,7 +93,8 @@ type Config struct {
 // Service is the engine.
 type Service struct {
 	cfg    Config
-	router Router
+	router Router // deps.Router with every route guarded (route.go)
+	routes Router // deps.Router as given
 	clock  Clock
 	log    *slog.Logger
 	hashes chan struct{}
@@ -110,6 +111,28 @@ type Service struct {
 	tasks          *versionCache // decoded tasks for list reads and status facts
 	rollupMu       sync.Mutex    // one status-facts roll-up rebuild at a time
 	searcher       atomic.Pointer[searcherBox]
+	hooks          testHooks
+}
+
+// testHooks let tests stop a multi-step protocol between its steps, as a
+// crash would (export_test.go); nil in the product.
+type testHooks struct {
+	AfterClaim  func() error // rename: the slug is claimed, the record not yet changed
+	AfterUpdate func() error // rename: the record changed, the platform not yet
+}
+
+func (h testHooks) afterClaim() error {
+	if h.AfterClaim == nil {
+		return nil
+	}
+	return h.AfterClaim()
+}
+
+func (h testHooks) afterUpdate() error {
+	if h.AfterUpdate == nil {
+		return nil
+	}
+	return h.AfterUpdate()
 }
 
 // Deps are the engine's collaborators.
@@ -168,7 +191,8 @@ func New(deps Deps, cfg Config) *Service {
 	}
 	s := &Service{
 		cfg:        cfg,
-		router:     deps.Router,
+		router:     guardedRouter{inner: deps.Router},
+		routes:     deps.Router,
 		clock:      deps.Clock,
 		log:        deps.Logger,
 		hashes:     make(chan struct{}, cfg.MaxConcurrentHashes),

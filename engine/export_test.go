@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"time"
+
+	"github.com/teamflow/teamflow/storage"
 )
 
 // FactsOfLast gathers the facts of a project's last period, as a status
@@ -46,3 +48,22 @@ func (s *Service) FactsBothWays(p Principal, projectIDs []string, from, to time.
 	scan, err = s.gatherFactsByScan(p.Tenant, v, prs, from, to, now)
 	return rollup, scan, err
 }
+
+// ProposeOnRoute proposes cmd on workspace tenant's route, or on the
+// platform route when tenant is "" (route guard tests).
+func (s *Service) ProposeOnRoute(ctx context.Context, tenant string, cmd *storage.Command) (storage.Result, error) {
+	if tenant == "" {
+		return s.router.Platform().Log.Propose(ctx, cmd)
+	}
+	return s.router.Workspace(tenant).Log.Propose(ctx, cmd)
+}
+
+// SetRenameHooks stops a workspace update between its steps, as a crash
+// would, when a hook returns an error (nil: no hook).
+func (s *Service) SetRenameHooks(afterClaim, afterUpdate func() error) {
+	s.hooks = testHooks{AfterClaim: afterClaim, AfterUpdate: afterUpdate}
+}
+
+// StaleClaimAfter is how old a pending slug claim must be for the
+// reconciliation job to act on it.
+const StaleClaimAfter = staleClaimAfter

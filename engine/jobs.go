@@ -69,6 +69,10 @@ func (s *Service) NewScheduler(onErr func(id string, err error)) *Scheduler {
 		_, err := s.SendDigests(ctx)
 		return err
 	})
+	must("workspace.reconcile", "*/5 * * * *", func(ctx context.Context) error {
+		_, err := s.ReconcileWorkspaces(ctx)
+		return err
+	})
 	return sch
 }
 

@@ -725,3 +725,28 @@ func TestCORSPerWorkspace(t *testing.T) {
 		t.Fatalf("preflight after removal: %v", r.Header)
 	}
 }
+
+// TestRenameSignsInByTheNewSlug: a slug change answers once the platform
+// follows it (the engine claims the slug on the platform, changes the
+// workspace record on its own route, then finalizes): sign-in by the new
+// slug works at once, the old one is free, a taken slug is a 409.
+func TestRenameSignsInByTheNewSlug(t *testing.T) {
+	env := apitest.New(t, engine.ModeCloud)
+	a := env.Signup("alpha", "Alpha", "owner@alpha.test")
+	env.Signup("beta", "Beta", "owner@beta.test")
+	wantProblem(t, env.Do("PATCH", "/api/v1/workspace", a.Token, map[string]any{"slug": "beta"}), 409, "slug_taken", "a taken slug")
+	r := env.Do("PATCH", "/api/v1/workspace", a.Token, map[string]any{"slug": "alpha-two", "name": "Alpha Two"})
+	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"slug":"alpha-two"`) {
+		t.Fatalf("rename: %d %s", r.Status, r.Body)
+	}
+	login := func(slug string) int {
+		return env.Do("POST", "/api/v1/auth/login", "", map[string]any{"workspace": slug, "email": "owner@alpha.test", "password": "password-alpha"}).Status
+	}
+	if s := login("alpha-two"); s != http.StatusOK {
+		t.Fatalf("sign-in by the new slug: %d", s)
+	}
+	if s := login("alpha"); s == http.StatusOK {
+		t.Fatal("sign-in by the old slug")
+	}
+	env.Signup("alpha", "Alpha Again", "owner@alpha-again.test") // the old slug is free
+}
