@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -169,6 +170,19 @@ func (l *netLab) cut(a, b []int) {
 			}
 		}
 	}
+}
+
+// cutBridge is Jepsen's bridge partition, made of the same blackhole routes
+// as cut: the nodes of a and the nodes of b cannot reach each other, while
+// node via is left alone and still reaches everyone. With five nodes and
+// two on each side, {a, via} and {via, b} are two majorities that overlap
+// in via only.
+func (l *netLab) cutBridge(a []int, via int, b []int) {
+	l.t.Helper()
+	if slices.Contains(a, via) || slices.Contains(b, via) {
+		l.t.Fatalf("cutBridge: node %d is on a side (%v | %v)", via, a, b)
+	}
+	l.cut(a, b)
 }
 
 // heal removes every blackhole route.
