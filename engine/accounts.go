@@ -222,7 +222,17 @@ func (s *Service) mailLink(ctx context.Context, workspace, email, purpose, tmpl,
 	}
 	tenant, u := s.accountFor(workspace, email)
 	if u == nil {
+		// Recorded in the workspace like a failed sign-in (loginTarget),
+		// and one write, as a link for a real account is: neither the
+		// answer nor its timing tells a registered email from another.
 		s.log.Info("sign-in link requested for an unknown account", "purpose", purpose)
+		if tenant == "" {
+			s.refusedUnaudited(ctx, purpose, "unknown_workspace")
+			return nil
+		}
+		ai := s.loginTarget(tenant, nil, email)
+		ai.Action, ai.Outcome = "auth."+purpose+"_requested", "failure"
+		s.auditEvent(ctx, tenant, "anonymous", ai)
 		return nil
 	}
 	log, v := s.tenant(tenant)

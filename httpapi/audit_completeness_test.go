@@ -132,6 +132,12 @@ func TestAuditCompleteness(t *testing.T) {
 			_, magicTok = env.lastMail(t, "carol@acme.test", "sign-in link")
 			return want(env.Do("POST", "/api/v1/auth/magic-link/verify", "", map[string]any{"token": magicTok}), 200, "use the link")
 		}},
+		{"sign-in link asked for an unknown email", "auth.magic_link_requested", "failure", fixed("mallory@acme.test"), func() *apitest.Response {
+			return want(env.Do("POST", "/api/v1/auth/magic-link", "", map[string]any{"workspace": "acme", "email": "mallory@acme.test"}), 202, "ask for a link")
+		}},
+		{"password reset asked for an unknown email", "auth.password_reset_requested", "failure", fixed("mallory@acme.test"), func() *apitest.Response {
+			return want(env.Do("POST", "/api/v1/auth/password-reset", "", map[string]any{"workspace": "acme", "email": "mallory@acme.test"}), 202, "ask for a reset")
+		}},
 		{"reused sign-in link", "auth.token_refused", "denied", fixed(carolID), func() *apitest.Response {
 			return want(env.Do("POST", "/api/v1/auth/magic-link/verify", "", map[string]any{"token": magicTok}), 401, "use the link again")
 		}},
