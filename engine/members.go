@@ -81,6 +81,10 @@ type Member struct {
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 	Version   uint64    `json:"version"`
+	// MFAEnabled says whether two-factor authentication is on. Only Owners
+	// and Admins see it for other members (they are the ones who reset it);
+	// for everyone else it is left out. GET /me always carries it.
+	MFAEnabled *bool `json:"mfa_enabled,omitempty" doc:"Whether two-factor authentication is on. In member views it is present only when the caller is an Owner or Admin (left out for everyone else); GET /me always carries it for the caller's own account."`
 }
 
 // Me is the caller's own account, with private preferences.
@@ -89,7 +93,6 @@ type Me struct {
 	WorkspaceID   string            `json:"workspace_id"`
 	Notifications NotificationPrefs `json:"notifications"`
 	EmailVerified bool              `json:"email_verified"`
-	MFAEnabled    bool              `json:"mfa_enabled"`
 	// RecoveryCodesRemaining is how many unused recovery codes are left.
 	RecoveryCodesRemaining int `json:"recovery_codes_remaining"`
 	// MFARequiredBy is set for Owners and Admins without a second factor:
@@ -104,6 +107,17 @@ func (u *userRecord) view(version uint64) *Member {
 		CreatedAt: time.UnixMilli(u.CreatedAt).UTC(), UpdatedAt: time.UnixMilli(u.UpdatedAt).UTC(),
 		Version: version,
 	}
+}
+
+// viewFor is the member view as p may see it: Owners and Admins also see
+// whether two-factor authentication is on.
+func (u *userRecord) viewFor(p Principal, version uint64) *Member {
+	m := u.view(version)
+	if p.Role.isAdmin() {
+		on := u.MFA.EnabledAt != 0
+		m.MFAEnabled = &on
+	}
+	return m
 }
 
 func normalizeEmail(field, email string) (string, error) {
@@ -141,7 +155,7 @@ func (s *Service) ListMembers(ctx context.Context, p Principal, pg PageRequest) 
 		if err := jsonDecode(r.Value, &u); err != nil {
 			return nil, err
 		}
-		return u.view(r.Version), nil
+		return u.viewFor(p, r.Version), nil
 	})
 }
 
@@ -158,7 +172,7 @@ func (s *Service) GetMember(ctx context.Context, p Principal, id string) (*Membe
 		}
 		return nil, err
 	}
-	return u.view(rec.Version), nil
+	return u.viewFor(p, rec.Version), nil
 }
 
 // MemberPatch changes a member's role or status.
@@ -256,7 +270,7 @@ func (s *Service) UpdateMember(ctx context.Context, p Principal, id string, in M
 		u.Role, u.Status = newRole, newStatus
 		u.UpdatedAt = s.now().UnixMilli()
 		ch.put(kUser(id), u, rec.Version+1)
-		out = u.view(rec.Version + 1)
+		out = u.viewFor(p, rec.Version+1)
 		return ch, nil
 	})
 	if err != nil {
@@ -296,8 +310,11 @@ func (s *Service) GetMe(ctx context.Context, p Principal) (*Me, error) {
 }
 
 func (s *Service) me(p Principal, u *userRecord, version uint64) (*Me, error) {
-	out := &Me{Member: *u.view(version), WorkspaceID: p.Tenant, Notifications: u.Notifications,
-		EmailVerified: u.EmailVerifiedAt != 0 || !s.mailEnabled(), MFAEnabled: u.MFA.EnabledAt != 0,
+	mfaOn := u.MFA.EnabledAt != 0
+	m := u.view(version)
+	m.MFAEnabled = &mfaOn // one's own, always
+	out := &Me{Member: *m, WorkspaceID: p.Tenant, Notifications: u.Notifications,
+		EmailVerified:          u.EmailVerifiedAt != 0 || !s.mailEnabled(),
 		RecoveryCodesRemaining: len(u.MFA.RecoveryHash)}
 	if deadline, ok, err := s.mfaDeadline(p.Tenant, u); err != nil {
 		return nil, err

@@ -68,6 +68,11 @@ const maxDeliveryAttempts = 30
 // mailEnabled reports whether mail can be sent at all.
 func (s *Service) mailEnabled() bool { return s.mailer != nil }
 
+// MailEnabled says whether this server sends mail: without it, the flows
+// that need mail (magic links, password resets, confirmation links) answer
+// 409 mail_unavailable.
+func (s *Service) MailEnabled() bool { return s.mailEnabled() }
+
 // enqueueMail adds a rendered mail to ch's outbox. It does nothing when no
 // mailer is configured (the callers then hand links over another way).
 func (s *Service) enqueueMail(ch *change, tmpl string, to string, data mailData) error {

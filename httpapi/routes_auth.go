@@ -55,6 +55,7 @@ func (s *Server) bindAuth() {
 		Body struct {
 			Needed bool   `json:"needed"`
 			Mode   string `json:"mode" enum:"onprem,cloud"`
+			Mail   bool   `json:"mail" doc:"Whether this server sends mail. When false, the flows that need it (sign-in links, password resets, new confirmation links) answer 409 mail_unavailable, so a sign-in screen can leave them out."`
 		}
 	}, error) {
 		needed, mode := s.eng.SetupStatus()
@@ -62,9 +63,10 @@ func (s *Server) bindAuth() {
 			Body struct {
 				Needed bool   `json:"needed"`
 				Mode   string `json:"mode" enum:"onprem,cloud"`
+				Mail   bool   `json:"mail" doc:"Whether this server sends mail. When false, the flows that need it (sign-in links, password resets, new confirmation links) answer 409 mail_unavailable, so a sign-in screen can leave them out."`
 			}
 		}{}
-		out.Body.Needed, out.Body.Mode = needed, string(mode)
+		out.Body.Needed, out.Body.Mode, out.Body.Mail = needed, string(mode), s.eng.MailEnabled()
 		return out, nil
 	})
 

@@ -345,6 +345,10 @@ func hexDecode(s string) ([]byte, error) {
 // resent or accepted; every step is audited.
 func TestInvitationResendAndRevokeByMail(t *testing.T) {
 	env := newMailEnv(t)
+	// The public setup answer says this server sends mail.
+	if s := env.Do("GET", "/api/v1/setup", "", nil).Map(t); s["mail"] != true {
+		t.Fatalf("setup with a mailer: %v", s)
+	}
 	a := env.Signup("acme", "Acme", "olive@acme.test")
 	_, verifyTok := env.lastMail(t, "olive@acme.test", "Confirm your email")
 	if r := env.Do("POST", "/api/v1/auth/verify-email", "", map[string]any{"token": verifyTok}); r.Status != http.StatusNoContent {

@@ -172,3 +172,76 @@ func TestSessions(t *testing.T) {
 		figures.Eq("requests_ok_after_deactivation", float64(afterDeactivation), 0),
 	})
 }
+
+// TestMemberMFAVisibility: the member views say whether two-factor
+// authentication is on to Owners and Admins only; a Member's views leave
+// mfa_enabled out, and GET /me always carries the caller's own.
+func TestMemberMFAVisibility(t *testing.T) {
+	env := apitest.New(t, engine.ModeCloud)
+	a := env.Signup("alpha", "Alpha", "owner@alpha.test")
+	_, admin := env.Join(a, "Ada", "ada@alpha.test", "admin")
+	melID, mel := env.Join(a, "Mel", "mel@alpha.test", "member")
+	// Mel turns two-factor authentication on.
+	r := env.Do("POST", "/api/v1/me/mfa/totp", mel, map[string]any{"password": "password-Mel"})
+	if r.Status != http.StatusOK {
+		t.Fatalf("begin: %d %s", r.Status, r.Body)
+	}
+	code, err := totp.GenerateCodeCustom(r.Map(t)["secret"].(string), env.Clock.Now(), totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := env.Do("POST", "/api/v1/me/mfa/totp/confirm", mel, map[string]any{"code": code}); r.Status != http.StatusOK {
+		t.Fatalf("confirm: %d %s", r.Status, r.Body)
+	}
+	type member struct {
+		ID         string `json:"id"`
+		Email      string `json:"email"`
+		MFAEnabled *bool  `json:"mfa_enabled"`
+	}
+	list := func(token string) map[string]member {
+		var page struct{ Items []member }
+		env.Do("GET", "/api/v1/members", token, nil).JSON(t, &page)
+		out := map[string]member{}
+		for _, m := range page.Items {
+			out[m.Email] = m
+		}
+		if len(out) != 3 {
+			t.Fatalf("%d members listed, want 3", len(out))
+		}
+		return out
+	}
+	for name, token := range map[string]string{"owner": a.Token, "admin": admin} {
+		ms := list(token)
+		if m := ms["mel@alpha.test"]; m.MFAEnabled == nil || !*m.MFAEnabled {
+			t.Fatalf("%s: Mel's mfa_enabled = %v, want true", name, m.MFAEnabled)
+		}
+		if m := ms["owner@alpha.test"]; m.MFAEnabled == nil || *m.MFAEnabled {
+			t.Fatalf("%s: the Owner's mfa_enabled = %v, want false", name, m.MFAEnabled)
+		}
+		var one member
+		env.Do("GET", "/api/v1/members/"+melID, token, nil).JSON(t, &one)
+		if one.MFAEnabled == nil || !*one.MFAEnabled {
+			t.Fatalf("%s: GET member: mfa_enabled = %v, want true", name, one.MFAEnabled)
+		}
+	}
+	// A Member sees nobody's, their own included, in the member views.
+	for email, m := range list(mel) {
+		if m.MFAEnabled != nil {
+			t.Fatalf("a Member sees mfa_enabled of %s", email)
+		}
+	}
+	if r := env.Do("GET", "/api/v1/members/"+melID, mel, nil); strings.Contains(string(r.Body), "mfa_enabled") {
+		t.Fatalf("a Member's GET member carries mfa_enabled: %s", r.Body)
+	}
+	if r := env.Do("GET", "/api/v1/members", mel, nil); strings.Contains(string(r.Body), "mfa_enabled") {
+		t.Fatalf("a Member's member list carries mfa_enabled: %s", r.Body)
+	}
+	// GET /me keeps its own.
+	if me := env.Do("GET", "/api/v1/me", mel, nil).Map(t); me["mfa_enabled"] != true {
+		t.Fatalf("me: mfa_enabled = %v", me["mfa_enabled"])
+	}
+	// The public setup answer says whether the server sends mail (this one does not).
+	if s := env.Do("GET", "/api/v1/setup", "", nil).Map(t); s["mail"] != false {
+		t.Fatalf("setup without a mailer: %v", s)
+	}
+}

@@ -5,8 +5,9 @@
 // API; everything checked is checked in the browser:
 // upload by the picker and by drag-and-drop (image thumbnail), download,
 // cancel, quota and too-large refusals, a recorded voice and video message
-// played back, delete; new recovery codes; resend an invitation; reset a
-// member's 2FA; the IP allowlist (loopback) and CORS origins; the audit log
+// played back, delete; a comment with a picture and a voice message from the
+// composer, shown inline, and a file added to it later; new recovery codes;
+// resend an invitation; the 2FA badge and reset of a member's 2FA; the IP allowlist (loopback) and CORS origins; the audit log
 // filtered, verified and exported (and the export refused). axe-core checks
 // each new screen state (serious/critical fail the run).
 //
@@ -251,6 +252,49 @@ await steps.step("delete an attachment; reload and the rest is kept", async () =
   expect((await item(page, "notes.txt").count()) === 0, "gone after a reload");
 });
 
+await steps.step("comment with files: a picture and a voice message added in the composer go with the comment, shown inline; the author adds a file later (axe)", async () => {
+  const composer = page.getByRole("group", { name: "Files for this comment" });
+  const countBefore = (await A("GET", `/tasks/${state.task}/attachments`)).json.items.length;
+  let chooser = page.waitForEvent("filechooser");
+  await composer.getByRole("button", { name: "Attach files…" }).click();
+  await (await chooser).setFiles({ name: "sketch.png", mimeType: "image/png", buffer: png(48, 32) });
+  await composer.getByRole("button", { name: "Add a voice message" }).click();
+  const recorder = page.getByRole("group", { name: "Record a voice message for the comment" });
+  await recorder.getByRole("button", { name: "Stop recording" }).waitFor();
+  await page.waitForFunction(() => /^0:0[1-9]$/.test(document.querySelector('[data-testid="elapsed"]')?.textContent ?? ""), null, { timeout: 10_000 });
+  await recorder.getByRole("button", { name: "Stop recording" }).click();
+  await recorder.getByRole("button", { name: "Add to the comment" }).click();
+  const staged = page.getByRole("list", { name: "To send with the comment" });
+  await staged.locator("li").nth(1).waitFor();
+  expect((await staged.textContent()).includes("sketch.png") && (await staged.textContent()).includes("Voice message"), "both are listed to send");
+  const staging = (await A("GET", `/tasks/${state.task}/attachments`)).json.items.length;
+  expect(staging === countBefore, `nothing is sent before the comment: ${countBefore} → ${staging}`);
+  await axeCheck(page, "task: comment with files to send");
+  await page.getByRole("textbox", { name: "Comment", exact: true }).click();
+  await page.keyboard.type("The sketch, and a word about it");
+  const posted = page.waitForResponse((r) => r.request().method() === "POST" && /\/api\/v1\/tasks\/[^/]+\/comments$/.test(new URL(r.url()).pathname));
+  await page.getByRole("button", { name: "Comment", exact: true }).click();
+  const c = await (await posted).json();
+  const files = page.getByRole("list", { name: `Files on ${ada.name}'s comment` });
+  await files.locator('li[data-kind="audio_message"] audio[controls]').waitFor();
+  await files.locator('li[data-attachment-name="sketch.png"] img.attachment-thumb').waitFor();
+  await page.waitForFunction(() => document.querySelector('[data-comment-id] li[data-attachment-name="sketch.png"] img.attachment-thumb')?.naturalWidth > 0);
+  let r = await A("GET", `/comments/${c.id}/attachments`);
+  expect(r.json.items.length === 2 && r.json.items.some((x) => x.kind === "audio_message" && x.duration_ms >= 1000), `the comment's attachments: ${JSON.stringify(r.json.items)}`);
+  // Later, the author adds a file to the comment itself.
+  const comment = page.locator(`[data-comment-id="${c.id}"]`);
+  await comment.getByRole("button", { name: "Add files" }).click();
+  chooser = page.waitForEvent("filechooser");
+  await comment.getByRole("button", { name: "Attach files…" }).click();
+  await (await chooser).setFiles({ name: "later.txt", mimeType: "text/plain", buffer: Buffer.from("one more thing\n") });
+  await files.locator('li[data-attachment-name="later.txt"]').waitFor();
+  await axeCheck(page, "task: comment with files");
+  r = await A("GET", `/comments/${c.id}/attachments`);
+  expect(r.json.items.length === 3, `three on the comment: ${r.json.items.length}`);
+  await page.reload();
+  await page.getByRole("list", { name: `Files on ${ada.name}'s comment` }).locator('li[data-attachment-name="later.txt"]').waitFor();
+});
+
 await steps.step("make new recovery codes from the profile: shown once, the old ones stop working (axe)", async () => {
   let r = await A("POST", "/me/mfa/totp", { password: ada.password });
   expect(r.status === 200 && r.json.secret, `TOTP enrolment begins: ${r.status}`);
@@ -313,6 +357,9 @@ await steps.step("people: an Admin resets a member's 2FA; the member is signed o
   await page.goto("/people");
   const row = page.locator(`tr[data-member-email="${bob.email}"]`);
   await row.getByRole("button", { name: `Reset 2FA: ${bob.name}` }).waitFor();
+  await row.getByTestId("mfa-badge").waitFor();
+  const adaRow = page.locator(`tr[data-member-email="${ada.email}"]`);
+  expect((await adaRow.getByTestId("mfa-badge").count()) === 1, "Ada (2FA on since the recovery-code step) has the badge");
   await axeCheck(page, "people: admin actions");
   await row.getByRole("button", { name: `Reset 2FA: ${bob.name}` }).click();
   const dialog = page.getByRole("dialog", { name: `Reset ${bob.name}'s two-factor authentication?` });
@@ -321,6 +368,9 @@ await steps.step("people: an Admin resets a member's 2FA; the member is signed o
   await dialog.getByRole("button", { name: "Reset two-factor authentication" }).click();
   expect((await del).status() === 204, "DELETE /members/{id}/mfa answered 204");
   await toastTitled(page, `${bob.name}'s two-factor authentication was reset`).waitFor();
+  // Without 2FA, the badge and the reset go.
+  await row.getByTestId("mfa-badge").waitFor({ state: "detached" });
+  expect((await row.getByRole("button", { name: `Reset 2FA: ${bob.name}` }).count()) === 0, "no reset for a member without 2FA");
   await p2.reload();
   await p2.waitForURL(/\/signin/);
   await c2.close();
@@ -401,7 +451,8 @@ await steps.step("audit log: filter by action, verify the chain, export CSV; a r
 await steps.step("at a phone's width the task's attachments and the audit filters fit (axe)", async () => {
   await page.setViewportSize({ width: 390, height: 844 });
   for (const [path, ready, name] of [
-    ["/tasks/FIL-1", () => page.locator('li.attachment[data-kind="audio_message"]').waitFor(), "task attachments (phone)"],
+    // The comment's files show twice: in the task's list and under the comment.
+    ["/tasks/FIL-1", () => page.getByRole("list", { name: `Files on ${ada.name}'s comment` }).locator('li.attachment[data-kind="audio_message"]').waitFor(), "task attachments and a comment's files (phone)"],
     ["/audit", () => page.getByRole("table", { name: "Audit log" }).waitFor(), "audit filters (phone)"],
   ]) {
     await page.goto(path);

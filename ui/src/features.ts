@@ -5,7 +5,7 @@
 // - notifications: GET /api/v1/notifications                 → nav "Inbox", route /inbox, unread badge in the top bar
 // - realtime:      websocket /api/v1/ws                      → live query invalidation + presence avatars (see useLive in lib/live.ts)
 // - mfa:           POST /api/v1/auth/mfa                     → second step of sign-in (on: components/MfaStep.tsx)
-// - magicLink:     POST /api/v1/auth/magic-link              → "email me a link" on sign-in (on; hidden after a 409 mail_unavailable)
+// - magicLink:     POST /api/v1/auth/magic-link              → "email me a link" on sign-in (on; shown only when GET /setup says mail: true, or hidden after a 409 mail_unavailable)
 // - attachments:   /api/v1/tasks/{id}/attachments            → task detail section, recorded audio/video messages
 
 export const features = {

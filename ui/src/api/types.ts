@@ -50,6 +50,8 @@ export interface Member {
   created_at: string;
   updated_at: string;
   version: number;
+  /** Whether two-factor authentication is on: sent to Owners and Admins only (absent for everyone else). */
+  mfa_enabled?: boolean;
 }
 
 export interface ChannelPrefs {
@@ -71,7 +73,6 @@ export interface Me extends Member {
   notifications: NotificationPrefs;
   /** False until the address is confirmed (always true where the server sends no mail). */
   email_verified?: boolean;
-  mfa_enabled?: boolean;
   /** How many unused recovery codes are left (with a second factor on). */
   recovery_codes_remaining?: number;
   /** Owners and Admins without a second factor: from then on, only enrolment is reachable. */
@@ -216,6 +217,8 @@ export interface PlanInfo {
 export interface SetupStatus {
   needed: boolean;
   mode: "onprem" | "cloud";
+  /** Whether the server sends mail; absent from older servers (then the sign-in screen learns it from a 409 mail_unavailable). */
+  mail?: boolean;
 }
 
 export interface SessionBody {

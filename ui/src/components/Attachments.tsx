@@ -1,7 +1,10 @@
 // A task's files and recorded messages (lazy: only the task screen loads it).
 // Upload by the file picker or by dropping files on the section, each with a
 // progress bar and a cancel; thumbnails for images, players for recordings;
-// download; delete for the uploader and the project's Lead.
+// download; delete for the uploader and the project's Lead. The pieces
+// (uploads with progress, the upload list, the attachment list with its
+// delete, the recorder) are shared with the comments (Comments.tsx), whose
+// files go to /comments/{id}/attachments.
 
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { lazy, Suspense, useCallback, useEffect, useRef, useState, type DragEvent } from "react";
@@ -52,8 +55,31 @@ export function describeType(ct: string): string {
   return short || "File";
 }
 
-/** Tasks' uploads, progress and errors: one hook, used by the drop zone, the picker and the recorder. */
-export function useTaskUploads(task: Task) {
+/** A file to upload, with the fields a recorded message carries. */
+export interface UploadItem {
+  file: File;
+  name: string;
+  kind?: AttachmentKind;
+  durationMs?: number;
+}
+
+const asItem = (f: File | UploadItem): UploadItem => ("file" in f ? f : { file: f, name: f.name });
+
+/** A task's attachments, its comments' included (they carry comment_id). */
+export function useTaskAttachments(task: Pick<Task, "id">, on = true) {
+  return useQuery({
+    queryKey: keys.attachments(task.id),
+    enabled: on,
+    queryFn: ({ signal }) => fetchAll<Attachment>(`/tasks/${encodeURIComponent(task.id)}/attachments`, {}, 20, signal),
+  });
+}
+
+/**
+ * Uploads, progress and errors for a task's files: one hook, used by the drop
+ * zone, the picker and the recorder, for the task itself or (path) one of its
+ * comments. Every upload lands in the task's attachment list.
+ */
+export function useUploads(task: Task) {
   const qc = useQueryClient();
   const [uploads, setUploads] = useState<PendingUpload[]>([]);
   const patch = useCallback((id: number, p: Partial<PendingUpload>) => setUploads((xs) => xs.map((u) => (u.id === id ? { ...u, ...p } : u))), []);
@@ -67,18 +93,19 @@ export function useTaskUploads(task: Task) {
     [qc, task.id],
   );
   const start = useCallback(
-    (files: File[]) => {
-      for (const file of files) {
-        const u: PendingUpload = { id: nextUploadId++, name: file.name, size: file.size, controller: new AbortController() };
+    (files: (File | UploadItem)[], path = `/tasks/${encodeURIComponent(task.id)}/attachments`) => {
+      for (const f of files) {
+        const it = asItem(f);
+        const u: PendingUpload = { id: nextUploadId++, name: it.name, size: it.file.size, controller: new AbortController() };
         setUploads((xs) => [...xs, u]);
-        uploadAttachment(`/tasks/${encodeURIComponent(task.id)}/attachments`, file, { signal: u.controller.signal, onProgress: (p) => patch(u.id, { progress: p }) }).then(
+        uploadAttachment(path, it.file, { name: it.name, kind: it.kind, durationMs: it.durationMs, signal: u.controller.signal, onProgress: (p) => patch(u.id, { progress: p }) }).then(
           (a) => {
             setUploads((xs) => xs.filter((x) => x.id !== u.id));
             onUploaded(a);
           },
           (e) => {
             if (isAbort(e)) setUploads((xs) => xs.filter((x) => x.id !== u.id));
-            else patch(u.id, { error: describeUploadError(e, file.name) });
+            else patch(u.id, { error: describeUploadError(e, it.name) });
           },
         );
       }
@@ -94,21 +121,54 @@ export function useTaskUploads(task: Task) {
   return { uploads, start, cancel, dismiss, onUploaded };
 }
 
-export default function Attachments({ task, project, canUpload }: { task: Task; project: Project; canUpload: boolean }) {
+/** Uploads under way (progress and Cancel) or refused (the reason and Dismiss). */
+export function UploadList({ uploads, cancel, dismiss, label = "Uploads" }: { uploads: PendingUpload[]; cancel: (id: number) => void; dismiss: (id: number) => void; label?: string }) {
+  if (uploads.length === 0) return null;
+  return (
+    <ul className="upload-list" aria-label={label}>
+      {uploads.map((u) => {
+        const pct = percent(u.progress);
+        return (
+          <li key={u.id} className={u.error ? "upload upload-failed" : "upload"} data-upload-name={u.name}>
+            <span className="upload-name">{u.name}</span>
+            {u.error ? (
+              <>
+                <span className="field-error" role="alert">
+                  {u.error}
+                </span>
+                <button type="button" className="btn-small" onClick={() => dismiss(u.id)} aria-label={`Dismiss the error about ${u.name}`}>
+                  Dismiss
+                </button>
+              </>
+            ) : (
+              <>
+                <progress max={100} value={pct} aria-label={`Uploading ${u.name}`} />
+                <span className="small muted" aria-hidden="true">
+                  {pct}% of {formatBytes(u.size)}
+                </span>
+                <button type="button" className="btn-small" onClick={() => cancel(u.id)} aria-label={`Cancel uploading ${u.name}`}>
+                  Cancel
+                </button>
+              </>
+            )}
+          </li>
+        );
+      })}
+    </ul>
+  );
+}
+
+/**
+ * Attachments as a list: thumbnails for images, players for recorded
+ * messages, download, and delete (asked first) for the uploader and the
+ * project's Lead. The task's section and each comment use it.
+ */
+export function AttachmentList({ task, project, items, label = "Attachments", showOrigin = true }: { task: Task; project: Project; items: Attachment[]; label?: string; showOrigin?: boolean }) {
   const qc = useQueryClient();
   const me = useMe();
   const { nameOf } = useMemberLookup();
   const { toast, toastError } = useToast();
-  const list = useQuery({
-    queryKey: keys.attachments(task.id),
-    queryFn: ({ signal }) => fetchAll<Attachment>(`/tasks/${encodeURIComponent(task.id)}/attachments`, {}, 20, signal),
-  });
-  const { uploads, start, cancel, dismiss, onUploaded } = useTaskUploads(task);
-  const [dragging, setDragging] = useState(false);
   const [deleting, setDeleting] = useState<Attachment | null>(null);
-  const inputRef = useRef<HTMLInputElement>(null);
-  const depth = useRef(0);
-
   const del = useMutation({
     mutationFn: (a: Attachment) => api(`/attachments/${encodeURIComponent(a.id)}`, { method: "DELETE" }),
     onMutate: async (a) => {
@@ -127,8 +187,42 @@ export default function Attachments({ task, project, canUpload }: { task: Task; 
       void qc.invalidateQueries({ queryKey: keys.plan });
     },
   });
-
   const canDelete = (a: Attachment) => a.uploaded_by === me.data?.id || project.role === "lead";
+  return (
+    <>
+      <ul className="attachment-list" aria-label={label}>
+        {items.map((a) => (
+          <AttachmentItem key={a.id} a={a} uploader={nameOf(a.uploaded_by)} canDelete={canDelete(a)} onDelete={() => setDeleting(a)} showOrigin={showOrigin} />
+        ))}
+      </ul>
+      <Modal open={!!deleting} onOpenChange={(o) => !o && setDeleting(null)} title={`Delete “${deleting?.name ?? ""}”?`} description="The file is removed for good; this cannot be undone.">
+        <div className="form-actions">
+          <button
+            type="button"
+            className="btn-danger"
+            onClick={() => {
+              if (deleting) del.mutate(deleting);
+              setDeleting(null);
+            }}
+          >
+            Delete
+          </button>
+          <button type="button" onClick={() => setDeleting(null)}>
+            Cancel
+          </button>
+        </div>
+      </Modal>
+    </>
+  );
+}
+
+export default function Attachments({ task, project, canUpload }: { task: Task; project: Project; canUpload: boolean }) {
+  const list = useTaskAttachments(task);
+  const { uploads, start, cancel, dismiss, onUploaded } = useUploads(task);
+  const [dragging, setDragging] = useState(false);
+  const inputRef = useRef<HTMLInputElement>(null);
+  const depth = useRef(0);
+
   const hasFiles = (e: DragEvent) => Array.from(e.dataTransfer?.types ?? []).includes("Files");
 
   const dropProps = canUpload
@@ -175,7 +269,7 @@ export default function Attachments({ task, project, canUpload }: { task: Task; 
               Choose files…
             </button>
             <Suspense fallback={null}>
-              <Recorder task={task} onUploaded={onUploaded} />
+              <Recorder uploadPath={`/tasks/${encodeURIComponent(task.id)}/attachments`} onUploaded={onUploaded} />
             </Suspense>
           </div>
           <input
@@ -193,38 +287,7 @@ export default function Attachments({ task, project, canUpload }: { task: Task; 
           />
         </div>
       )}
-      {uploads.length > 0 && (
-        <ul className="upload-list" aria-label="Uploads">
-          {uploads.map((u) => {
-            const pct = percent(u.progress);
-            return (
-              <li key={u.id} className={u.error ? "upload upload-failed" : "upload"} data-upload-name={u.name}>
-                <span className="upload-name">{u.name}</span>
-                {u.error ? (
-                  <>
-                    <span className="field-error" role="alert">
-                      {u.error}
-                    </span>
-                    <button type="button" className="btn-small" onClick={() => dismiss(u.id)} aria-label={`Dismiss the error about ${u.name}`}>
-                      Dismiss
-                    </button>
-                  </>
-                ) : (
-                  <>
-                    <progress max={100} value={pct} aria-label={`Uploading ${u.name}`} />
-                    <span className="small muted" aria-hidden="true">
-                      {pct}% of {formatBytes(u.size)}
-                    </span>
-                    <button type="button" className="btn-small" onClick={() => cancel(u.id)} aria-label={`Cancel uploading ${u.name}`}>
-                      Cancel
-                    </button>
-                  </>
-                )}
-              </li>
-            );
-          })}
-        </ul>
-      )}
+      <UploadList uploads={uploads} cancel={cancel} dismiss={dismiss} />
       {list.isPending ? (
         <Loading label="Loading attachments…" />
       ) : list.isError ? (
@@ -232,29 +295,8 @@ export default function Attachments({ task, project, canUpload }: { task: Task; 
       ) : items.length === 0 ? (
         <EmptyState title="No attachments yet">{canUpload && <p className="small muted">Files and recorded messages you add show here.</p>}</EmptyState>
       ) : (
-        <ul className="attachment-list" aria-label="Attachments">
-          {items.map((a) => (
-            <AttachmentItem key={a.id} a={a} uploader={nameOf(a.uploaded_by)} canDelete={canDelete(a)} onDelete={() => setDeleting(a)} />
-          ))}
-        </ul>
+        <AttachmentList task={task} project={project} items={items} />
       )}
-      <Modal open={!!deleting} onOpenChange={(o) => !o && setDeleting(null)} title={`Delete “${deleting?.name ?? ""}”?`} description="The file is removed for good; this cannot be undone.">
-        <div className="form-actions">
-          <button
-            type="button"
-            className="btn-danger"
-            onClick={() => {
-              if (deleting) del.mutate(deleting);
-              setDeleting(null);
-            }}
-          >
-            Delete
-          </button>
-          <button type="button" onClick={() => setDeleting(null)}>
-            Cancel
-          </button>
-        </div>
-      </Modal>
     </section>
   );
 }
@@ -263,7 +305,7 @@ function kindLabel(kind: AttachmentKind): string {
   return kind === "audio_message" ? "Voice message" : kind === "video_message" ? "Video message" : "";
 }
 
-function AttachmentItem({ a, uploader, canDelete, onDelete }: { a: Attachment; uploader: string; canDelete: boolean; onDelete: () => void }) {
+function AttachmentItem({ a, uploader, canDelete, onDelete, showOrigin }: { a: Attachment; uploader: string; canDelete: boolean; onDelete: () => void; showOrigin: boolean }) {
   const url = contentUrl(a);
   const message = a.kind !== "file";
   const label = message ? `${kindLabel(a.kind)} from ${uploader}, ${formatDuration(a.duration_ms)}` : a.name;
@@ -288,7 +330,7 @@ function AttachmentItem({ a, uploader, canDelete, onDelete }: { a: Attachment; u
         <div className="small muted">
           {formatBytes(a.size)} · {describeType(a.content_type)}
           {message && a.duration_ms ? ` · ${formatDuration(a.duration_ms)}` : ""} · {uploader} · <time dateTime={a.created_at}>{formatDateTime(a.created_at)}</time>
-          {a.comment_id ? " · on a comment" : ""}
+          {showOrigin && a.comment_id ? " · on a comment" : ""}
         </div>
         {message && isVideo && <video controls preload="metadata" src={url} aria-label={label} className="attachment-player" />}
         {message && isAudio && <audio controls preload="metadata" src={url} aria-label={label} className="attachment-player" />}

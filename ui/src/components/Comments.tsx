@@ -1,17 +1,61 @@
 // A task's comment thread: top-level comments with their replies, a composer
-// with @mentions, replying and deleting one's own comments.
+// with @mentions, replying and deleting one's own comments. With attachments
+// on, a comment shows its files inline (thumbnails, players, download) and
+// its author can add files or a recorded message: in the composer (sent
+// once the comment is posted) or later, on the comment itself. The pieces
+// are the task attachments' (Attachments.tsx, Recorder.tsx).
 
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { lazy, Suspense, useState } from "react";
+import { lazy, Suspense, useMemo, useRef, useState, type ReactNode } from "react";
 import { api, fetchAll } from "../api/client";
 import { keys, useMe, useMemberLookup } from "../api/queries";
-import type { Comment, Task } from "../api/types";
+import type { Attachment, Comment, Project, Task } from "../api/types";
+import { enabled } from "../features";
 import { formatDateTime, timeAgo } from "../lib/format";
 import { fixMentionHtml } from "../lib/html";
+import { formatDuration } from "../lib/recorder";
+import { formatBytes } from "../lib/upload";
+import { AttachmentList, UploadList, useTaskAttachments, useUploads, type UploadItem } from "./Attachments";
 import { useToast } from "./toast";
 import { Avatar, ErrorState, Loading } from "./ui";
 
 const RichEditor = lazy(() => import("./RichEditor"));
+const Recorder = lazy(() => import("./Recorder"));
+
+const commentPath = (id: string) => `/comments/${encodeURIComponent(id)}/attachments`;
+
+/** The text of a comment that carries only files (the API wants a body). */
+export function filesOnlyBody(items: Pick<UploadItem, "kind">[]): string {
+  if (items.length === 1 && items[0].kind === "audio_message") return "Voice message";
+  if (items.length === 1 && items[0].kind === "video_message") return "Video message";
+  return items.length === 1 ? "1 attachment" : `${items.length} attachments`;
+}
+
+/** "Attach files…" and the recorder's buttons: the caller decides whether they upload at once (an existing comment) or wait for the comment (the composer). */
+function FilePickers({ label, onFiles, recorder }: { label: string; onFiles: (files: File[]) => void; recorder: ReactNode }) {
+  const input = useRef<HTMLInputElement>(null);
+  return (
+    <div className="row-actions comment-files-actions">
+      <button type="button" className="btn-small" onClick={() => input.current?.click()}>
+        Attach files…
+      </button>
+      <Suspense fallback={null}>{recorder}</Suspense>
+      <input
+        ref={input}
+        type="file"
+        multiple
+        hidden
+        data-testid="comment-file-input"
+        aria-label={label}
+        onChange={(e) => {
+          const files = Array.from(e.currentTarget.files ?? []);
+          e.currentTarget.value = "";
+          if (files.length) onFiles(files);
+        }}
+      />
+    </div>
+  );
+}
 
 export function threads(comments: Comment[]): { root: Comment; replies: Comment[] }[] {
   const ids = new Set(comments.map((c) => c.id));
@@ -30,13 +74,26 @@ export function threads(comments: Comment[]): { root: Comment; replies: Comment[
   return roots.map((root) => ({ root, replies: comments.filter((c) => c.id !== root.id && topOf(c) === root.id) }));
 }
 
-export function Comments({ task, canComment }: { task: Task; canComment: boolean }) {
+export function Comments({ task, project, canComment }: { task: Task; project?: Project; canComment: boolean }) {
   const qc = useQueryClient();
   const me = useMe();
   const { members, nameOf } = useMemberLookup();
   const { toastError } = useToast();
   const [replyTo, setReplyTo] = useState<string | null>(null);
   const list = useQuery({ queryKey: keys.comments(task.id), queryFn: ({ signal }) => fetchAll<Comment>(`/tasks/${task.id}/comments`, {}, 20, signal) });
+  // Files: the task's list carries its comments' (comment_id); uploads land in it.
+  const files = enabled("attachments") && !!project;
+  const attachments = useTaskAttachments(task, files);
+  const byComment = useMemo(() => {
+    const m = new Map<string, Attachment[]>();
+    for (const a of attachments.data ?? []) if (a.comment_id) m.set(a.comment_id, [...(m.get(a.comment_id) ?? []), a]);
+    return m;
+  }, [attachments.data]);
+  const { uploads, start, cancel, dismiss, onUploaded } = useUploads(task);
+  const [staged, setStaged] = useState<(UploadItem & { key: number })[]>([]);
+  const stagedKey = useRef(1);
+  const stage = (items: UploadItem[]) => setStaged((xs) => [...xs, ...items.map((it) => ({ ...it, key: stagedKey.current++ }))]);
+  const [attachTo, setAttachTo] = useState<string | null>(null);
 
   const post = useMutation({
     mutationFn: (v: { body: string; parent_id?: string }) => api<Comment>(`/tasks/${task.id}/comments`, { method: "POST", body: v }),
@@ -61,10 +118,15 @@ export function Comments({ task, canComment }: { task: Task; canComment: boolean
   });
 
   async function send(body: string, parent?: string): Promise<boolean> {
-    if (!body.trim()) return false;
+    const withFiles = !parent && files ? staged : [];
+    if (!body.trim() && withFiles.length === 0) return false;
     try {
-      await post.mutateAsync({ body, parent_id: parent });
+      const c = await post.mutateAsync({ body: body.trim() ? body : filesOnlyBody(withFiles), parent_id: parent });
       if (parent) setReplyTo(null);
+      if (withFiles.length) {
+        setStaged([]);
+        start(withFiles, commentPath(c.id));
+      }
       return true;
     } catch {
       return false;
@@ -87,10 +149,28 @@ export function Comments({ task, canComment }: { task: Task; canComment: boolean
           {c.edited && <span>(edited)</span>}
         </div>
         <div className="prose" dangerouslySetInnerHTML={{ __html: fixMentionHtml(c.body_html) }} />
+        {files && project && byComment.has(c.id) && (
+          <AttachmentList task={task} project={project} items={byComment.get(c.id)!} label={`Files on ${nameOf(c.author_id)}'s comment`} showOrigin={false} />
+        )}
+        {files && attachTo === c.id && (
+          <div className="comment-attach" role="group" aria-label="Add files to your comment">
+            <FilePickers
+              label="Files to add to your comment"
+              onFiles={(fs) => start(fs, commentPath(c.id))}
+              recorder={<Recorder uploadPath={commentPath(c.id)} onUploaded={onUploaded} labels={{ voice: "Add a voice message", video: "Add a video message", group: "for your comment" }} />}
+            />
+            <UploadList uploads={uploads} cancel={cancel} dismiss={dismiss} label="Comment uploads" />
+          </div>
+        )}
         <div className="form-actions" style={{ marginTop: 0 }}>
           {canComment && !isReply && (
             <button type="button" className="btn-small btn-ghost" onClick={() => setReplyTo(replyTo === c.id ? null : c.id)} aria-expanded={replyTo === c.id}>
               Reply
+            </button>
+          )}
+          {files && canComment && me.data?.id === c.author_id && (
+            <button type="button" className="btn-small btn-ghost" onClick={() => setAttachTo(attachTo === c.id ? null : c.id)} aria-expanded={attachTo === c.id}>
+              {attachTo === c.id ? "Done adding files" : "Add files"}
             </button>
           )}
           {me.data?.id === c.author_id && (
@@ -124,10 +204,46 @@ export function Comments({ task, canComment }: { task: Task; canComment: boolean
       {canComment && (
         <div style={{ marginTop: "0.75rem" }}>
           <Suspense fallback={<textarea aria-label="Comment" disabled placeholder="Loading the editor…" />}>
-            <RichEditor label="Comment" placeholder="Write a comment… Type @ to mention someone." members={members} submitLabel="Comment" clearOnSubmit pending={post.isPending} onSubmit={(md) => send(md)} />
+            <RichEditor
+              label="Comment"
+              placeholder="Write a comment… Type @ to mention someone."
+              members={members}
+              submitLabel="Comment"
+              clearOnSubmit
+              allowEmpty={staged.length > 0}
+              pending={post.isPending}
+              onSubmit={(md) => send(md)}
+            >
+              {files && (
+                <div className="comment-files" role="group" aria-label="Files for this comment">
+                  <FilePickers
+                    label="Files to attach to the comment"
+                    onFiles={(fs) => stage(fs.map((f) => ({ file: f, name: f.name })))}
+                    recorder={<Recorder onRecorded={(r) => stage([r])} labels={{ voice: "Add a voice message", video: "Add a video message", add: "Add to the comment", group: "for the comment" }} />}
+                  />
+                  {staged.length > 0 && (
+                    <ul className="staged-list" aria-label="To send with the comment">
+                      {staged.map((it) => (
+                        <li key={it.key} data-staged-name={it.name}>
+                          <span className="badge">{it.kind === "audio_message" ? "Voice message" : it.kind === "video_message" ? "Video message" : "File"}</span> {it.name}{" "}
+                          <span className="small muted">
+                            {formatBytes(it.file.size)}
+                            {it.durationMs ? ` · ${formatDuration(it.durationMs)}` : ""}
+                          </span>{" "}
+                          <button type="button" className="btn-small btn-ghost" onClick={() => setStaged((xs) => xs.filter((x) => x.key !== it.key))} aria-label={`Remove ${it.name}`}>
+                            Remove
+                          </button>
+                        </li>
+                      ))}
+                    </ul>
+                  )}
+                </div>
+              )}
+            </RichEditor>
           </Suspense>
         </div>
       )}
+      {files && !attachTo && <UploadList uploads={uploads} cancel={cancel} dismiss={dismiss} label="Comment uploads" />}
     </div>
   );
 }

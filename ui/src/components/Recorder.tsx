@@ -2,10 +2,13 @@
 // MediaRecorder): start, stop, listen back, discard or send. The state
 // machine is lib/recorder.ts; this component owns the devices and the
 // recorder and feeds it events. A message is an upload with kind
-// audio_message or video_message and the measured duration_ms.
+// audio_message or video_message and the measured duration_ms. Used by the
+// task's attachments, an existing comment (both send at once to
+// uploadPath) and the comment composer (onRecorded: the recording is handed
+// over, to be sent once the comment exists).
 
 import { useCallback, useEffect, useReducer, useRef } from "react";
-import type { Attachment, Task } from "../api/types";
+import type { Attachment } from "../api/types";
 import {
   describeMediaError,
   formatDuration,
@@ -24,7 +27,25 @@ export function canRecord(): boolean {
   return typeof window !== "undefined" && typeof window.MediaRecorder !== "undefined" && !!navigator.mediaDevices?.getUserMedia;
 }
 
-export default function Recorder({ task, onUploaded }: { task: Task; onUploaded: (a: Attachment) => void }) {
+/** A recording handed over instead of sent (onRecorded). */
+export interface Recording {
+  file: File;
+  name: string;
+  kind: MessageKind;
+  durationMs: number;
+}
+
+export interface RecorderProps {
+  /** Where "Send" uploads the message, e.g. /tasks/{id}/attachments or /comments/{id}/attachments. */
+  uploadPath?: string;
+  onUploaded?: (a: Attachment) => void;
+  /** Instead of sending: hand the recording over ("Add to comment"). */
+  onRecorded?: (r: Recording) => void;
+  /** Button texts, when the page has more than one recorder. */
+  labels?: { voice: string; video: string; add?: string; group?: string };
+}
+
+export default function Recorder({ uploadPath, onUploaded, onRecorded, labels }: RecorderProps) {
   const [state, dispatch] = useReducer(recorderReducer, initialRecorder);
   const stream = useRef<MediaStream | null>(null);
   const recorder = useRef<MediaRecorder | null>(null);
@@ -121,12 +142,18 @@ export default function Recorder({ task, onUploaded }: { task: Task; onUploaded:
   async function send() {
     if (state.status !== "recorded") return;
     const { blob, kind, durationMs, mimeType } = state;
+    const name = messageFileName(kind, mimeType);
+    if (onRecorded) {
+      onRecorded({ file: new File([blob], name, { type: mimeType }), name, kind, durationMs });
+      dispatch({ type: "discard" });
+      return;
+    }
+    if (!uploadPath) return;
     dispatch({ type: "send" });
     const ctl = new AbortController();
     sending.current = ctl;
-    const name = messageFileName(kind, mimeType);
     try {
-      const a = await uploadAttachment(`/tasks/${encodeURIComponent(task.id)}/attachments`, new File([blob], name, { type: mimeType }), {
+      const a = await uploadAttachment(uploadPath, new File([blob], name, { type: mimeType }), {
         name,
         kind,
         durationMs,
@@ -134,7 +161,7 @@ export default function Recorder({ task, onUploaded }: { task: Task; onUploaded:
         onProgress: (p) => dispatch({ type: "progress", loaded: p.loaded, total: p.total }),
       });
       dispatch({ type: "sent" });
-      onUploaded(a);
+      onUploaded?.(a);
     } catch (e) {
       dispatch({ type: "failed", message: isAbort(e) ? "Sending was cancelled. You can send it again or discard it." : describeUploadError(e, name) });
     } finally {
@@ -148,10 +175,10 @@ export default function Recorder({ task, onUploaded }: { task: Task; onUploaded:
     return (
       <>
         <button type="button" className="btn-small" onClick={() => void start("audio_message")}>
-          Record voice message
+          {labels?.voice ?? "Record voice message"}
         </button>
         <button type="button" className="btn-small" onClick={() => void start("video_message")}>
-          Record video message
+          {labels?.video ?? "Record video message"}
         </button>
         {state.status === "error" && (
           <div className="form-error recorder-error" role="alert">
@@ -166,7 +193,7 @@ export default function Recorder({ task, onUploaded }: { task: Task; onUploaded:
   }
 
   return (
-    <div className="recorder" role="group" aria-label={`Record a ${what(state.kind)}`} data-testid="recorder" data-state={state.status}>
+    <div className="recorder" role="group" aria-label={`Record a ${what(state.kind)}${labels?.group ? ` ${labels.group}` : ""}`} data-testid="recorder" data-state={state.status}>
       {state.status === "requesting" && (
         <p role="status">
           Waiting for the {state.kind === "video_message" ? "camera and microphone" : "microphone"}… Allow access if the browser asks.{" "}
@@ -222,7 +249,7 @@ export default function Recorder({ task, onUploaded }: { task: Task; onUploaded:
           ) : (
             <div className="row-actions">
               <button type="button" className="btn-primary btn-small" onClick={() => void send()}>
-                Send {what(state.kind)}
+                {onRecorded ? (labels?.add ?? `Add the ${what(state.kind)}`) : `Send ${what(state.kind)}`}
               </button>
               <button type="button" className="btn-small" onClick={() => dispatch({ type: "discard" })}>
                 Discard

@@ -26,6 +26,10 @@ export interface RichEditorProps {
   autoFocus?: boolean;
   /** Clear the editor after a successful submit (comment boxes). */
   clearOnSubmit?: boolean;
+  /** Allow submitting an empty editor (a comment that carries only files). */
+  allowEmpty?: boolean;
+  /** Shown between the editor and its buttons (a comment's files to send). */
+  children?: React.ReactNode;
 }
 
 interface MentionItem {
@@ -249,8 +253,9 @@ export default function RichEditor(props: RichEditorProps) {
         {editor && <Toolbar editor={editor} label={props.label} />}
         <EditorContent editor={editor} />
       </div>
+      {props.children}
       <div className="form-actions">
-        <button type="button" className="btn-primary" onClick={() => void submit()} disabled={props.pending || (props.clearOnSubmit && empty)}>
+        <button type="button" className="btn-primary" onClick={() => void submit()} disabled={props.pending || (props.clearOnSubmit && empty && !props.allowEmpty)}>
           {props.pending ? "Saving…" : props.submitLabel}
         </button>
         {props.onCancel && (

@@ -4,6 +4,7 @@ import type { ReactNode } from "react";
 import { MemoryRouter, Route, Routes, useLocation } from "react-router";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { api } from "../api/client";
+import People, { canResetMfa } from "../screens/People";
 import { SignIn } from "../screens/SignIn";
 import { AppProblems } from "./AppProblems";
 import { MfaStep } from "./MfaStep";
@@ -113,7 +114,7 @@ describe("sign-in with a second factor", () => {
       </Routes>,
       "/signin",
     );
-    expect(screen.getByRole("link", { name: "Forgot your password?" })).toBeTruthy();
+    expect(await screen.findByRole("link", { name: "Forgot your password?" })).toBeTruthy();
     fireEvent.click(screen.getByRole("button", { name: "Email me a sign-in link" }));
     await screen.findByRole("heading", { name: "Sign in with an email link" });
     fireEvent.change(screen.getByLabelText("Workspace", { exact: false }), { target: { value: "acme" } });
@@ -123,6 +124,77 @@ describe("sign-in with a second factor", () => {
     expect(screen.queryByRole("button", { name: "Email me a sign-in link" })).toBeNull();
     expect(screen.queryByRole("link", { name: "Forgot your password?" })).toBeNull();
     expect(screen.getByLabelText("Password")).toBeTruthy();
+  });
+
+  it("offers the mail options only when GET /setup says the server sends mail", async () => {
+    serve((url) => (url.endsWith("/setup") ? json(200, { needed: false, mode: "cloud", mail: false }) : json(404, { status: 404, code: "not_found" })));
+    const { unmount } = wrap(
+      <Routes>
+        <Route path="/signin" element={<SignIn />} />
+      </Routes>,
+      "/signin",
+    );
+    // The setup answer is in once the cloud sign-up link shows.
+    await screen.findByRole("link", { name: "Create a workspace" });
+    expect(screen.queryByRole("button", { name: "Email me a sign-in link" })).toBeNull();
+    expect(screen.queryByRole("link", { name: "Forgot your password?" })).toBeNull();
+    unmount();
+  });
+
+  it("trusts mail: true over a 409 remembered from before", async () => {
+    localStorage.setItem("teamflow.mailOff", String(Date.now()));
+    serve((url) => (url.endsWith("/setup") ? json(200, { needed: false, mode: "cloud", mail: true }) : json(404, { status: 404, code: "not_found" })));
+    wrap(
+      <Routes>
+        <Route path="/signin" element={<SignIn />} />
+      </Routes>,
+      "/signin",
+    );
+    expect(await screen.findByRole("link", { name: "Forgot your password?" })).toBeTruthy();
+    expect(screen.getByRole("button", { name: "Email me a sign-in link" })).toBeTruthy();
+    localStorage.removeItem("teamflow.mailOff");
+  });
+});
+
+describe("people: two-factor status", () => {
+  const member = (id: string, name: string, role: string, extra: Record<string, unknown> = {}) => ({
+    id, name, email: `${id}@x.test`, role, status: "active", timezone: "UTC", work_hours: { start: "09:00", end: "17:00", days: [1, 2, 3, 4, 5] },
+    created_at: "2030-01-01T00:00:00Z", updated_at: "2030-01-01T00:00:00Z", version: 1, ...extra,
+  });
+
+  it("an Owner sees a 2FA badge and Reset 2FA only for members who have it on", async () => {
+    serve((url) => {
+      if (url.endsWith("/me")) return json(200, { ...member("ada", "Ada", "owner"), mfa_enabled: true });
+      if (url.includes("/members")) return json(200, { items: [member("ada", "Ada", "owner", { mfa_enabled: true }), member("mel", "Mel", "member", { mfa_enabled: true }), member("bob", "Bob", "member", { mfa_enabled: false })] });
+      if (url.includes("/invitations")) return json(200, { items: [] });
+      if (url.includes("/workspace/plan")) return json(404, { status: 404, code: "not_found" });
+      return json(404, { status: 404, code: "not_found" });
+    });
+    wrap(<People />);
+    const mel = await screen.findByRole("button", { name: "Reset 2FA: Mel" });
+    expect(mel).toBeTruthy();
+    expect(screen.queryByRole("button", { name: "Reset 2FA: Bob" })).toBeNull();
+    expect(screen.getByRole("button", { name: "Sign out everywhere: Bob" })).toBeTruthy();
+    const badges = screen.getAllByTestId("mfa-badge").map((b) => b.closest("tr")?.getAttribute("data-member-email"));
+    expect(badges).toEqual(["ada@x.test", "mel@x.test"]);
+  });
+
+  it("a Member's list carries no mfa_enabled: no badges and no admin actions", async () => {
+    serve((url) => {
+      if (url.endsWith("/me")) return json(200, member("mel", "Mel", "member"));
+      if (url.includes("/members")) return json(200, { items: [member("ada", "Ada", "owner"), member("mel", "Mel", "member")] });
+      return json(404, { status: 404, code: "not_found" });
+    });
+    wrap(<People />);
+    await screen.findByText("ada@x.test");
+    expect(screen.queryAllByTestId("mfa-badge")).toHaveLength(0);
+    expect(screen.queryByRole("button", { name: /Reset 2FA/ })).toBeNull();
+  });
+
+  it("a server that does not say keeps Reset 2FA for everyone (its refusal is shown)", () => {
+    expect(canResetMfa({})).toBe(true);
+    expect(canResetMfa({ mfa_enabled: true })).toBe(true);
+    expect(canResetMfa({ mfa_enabled: false })).toBe(false);
   });
 });
 

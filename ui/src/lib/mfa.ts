@@ -34,8 +34,9 @@ export function cleanRecoveryCode(input: string): string {
 }
 
 // ---- Mail: the server says 409 mail_unavailable when it sends none. ----
-// Nothing tells beforehand, so the first such answer hides the mail options
-// (magic link, forgot password) for a day in this browser.
+// GET /setup's `mail` says so beforehand; for a server that does not (an
+// older one), the first such answer hides the mail options (magic link,
+// forgot password) for a day in this browser.
 
 const MAIL_OFF = "teamflow.mailOff";
 const DAY = 24 * 3600 * 1000;

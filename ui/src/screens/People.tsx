@@ -9,6 +9,15 @@ import { UnverifiedNotice } from "../components/SecurityBanners";
 import { Avatar, ErrorState, Field, FormError, Loading, Modal, SelectField } from "../components/ui";
 import { formatDateTime } from "../lib/format";
 
+/**
+ * "Reset 2FA" is offered only for members who have it on. The member list
+ * tells Owners and Admins (mfa_enabled); a server that does not say gets the
+ * button for everyone, and its refusal (mfa_not_enabled) is shown as a notice.
+ */
+export function canResetMfa(m: Pick<Member, "mfa_enabled">): boolean {
+  return m.mfa_enabled !== false;
+}
+
 export default function People() {
   const me = useMe();
   const members = useMembers();
@@ -59,6 +68,7 @@ export default function People() {
 
   const resetMfa = useMutation({
     mutationFn: (m: Member) => api(`/members/${encodeURIComponent(m.id)}/mfa`, { method: "DELETE" }),
+    onSettled: () => void qc.invalidateQueries({ queryKey: keys.members }),
     onSuccess: (_r, m) =>
       toast({
         title: `${m.name}'s two-factor authentication was reset`,
@@ -133,7 +143,17 @@ export default function People() {
                         m.role
                       )}
                     </td>
-                    <td>{m.status === "active" ? "Active" : <span className="muted">Deactivated</span>}</td>
+                    <td>
+                      {m.status === "active" ? "Active" : <span className="muted">Deactivated</span>}
+                      {m.mfa_enabled && (
+                        <>
+                          {" "}
+                          <span className="badge" data-testid="mfa-badge" title="Two-factor authentication is on">
+                            2FA<span className="visually-hidden"> on</span>
+                          </span>
+                        </>
+                      )}
+                    </td>
                     <td className="hide-narrow small">{m.timezone}</td>
                     {isAdmin && (
                       <td>
@@ -143,9 +163,11 @@ export default function People() {
                               <button type="button" className="btn-small" onClick={() => setSignOutOf(m)} aria-label={`Sign out everywhere: ${m.name}`}>
                                 Sign out everywhere
                               </button>
-                              <button type="button" className="btn-small" onClick={() => setResetOf(m)} aria-label={`Reset 2FA: ${m.name}`} disabled={resetMfa.isPending}>
-                                Reset 2FA
-                              </button>
+                              {canResetMfa(m) && (
+                                <button type="button" className="btn-small" onClick={() => setResetOf(m)} aria-label={`Reset 2FA: ${m.name}`} disabled={resetMfa.isPending}>
+                                  Reset 2FA
+                                </button>
+                              )}
                               <button type="button" className="btn-small btn-danger" onClick={() => setConfirm(m)}>
                                 Deactivate
                               </button>

@@ -36,7 +36,8 @@ export function SignIn() {
   const [mode, setMode] = useState<"password" | "link">("password");
   const [mfaToken, setMfaToken] = useState("");
   const [linkSentTo, setLinkSentTo] = useState("");
-  const [mailOff, setMailOff] = useState(() => mailKnownOff());
+  // A 409 mail_unavailable on this page (the fallback when the server did not say).
+  const [mailRefused, setMailRefused] = useState(false);
   const [notice, setNotice] = useState(() => (params.get("expired") ? "expired" : params.get("reset") ? "reset" : ""));
 
   const title = mfaToken ? "Two-step verification" : linkSentTo ? "Check your email" : mode === "link" ? "Sign in with an email link" : "Sign in";
@@ -73,7 +74,7 @@ export function SignIn() {
     } catch (e) {
       if (e instanceof ApiError && e.code === "mail_unavailable") {
         rememberMailOff();
-        setMailOff(true);
+        setMailRefused(true);
         setMode("password");
         setNotice("mail");
         return;
@@ -122,7 +123,12 @@ export function SignIn() {
     );
   }
 
-  const showMail = !mailOff && enabled("magicLink");
+  // The public setup answer says whether the server sends mail; a server that
+  // does not say falls back to what a 409 taught this browser. Nothing is
+  // offered while the answer is on its way, so the options never flash.
+  const serverMail = setup.data?.mail;
+  const mailOn = setup.isPending ? false : typeof serverMail === "boolean" ? serverMail : !mailKnownOff();
+  const showMail = mailOn && !mailRefused && enabled("magicLink");
   const active = mode === "link" ? link : form;
   return (
     <AuthFrame title={title}>

@@ -240,7 +240,7 @@ function TaskView({ cacheKey, task, project, present }: { cacheKey: string; task
           )}
           <section aria-labelledby="comments-h">
             <h2 id="comments-h">Comments</h2>
-            <Comments task={task} canComment={canEdit} />
+            <Comments task={task} project={project} canComment={canEdit} />
           </section>
           <section aria-labelledby="activity-h">
             <h2 id="activity-h">Activity</h2>
