@@ -317,7 +317,7 @@ function AttachmentItem({ a, uploader, canDelete, onDelete, showOrigin }: { a: A
         <img className="attachment-thumb" src={thumbnailUrl(a)} alt="" loading="lazy" />
       ) : (
         <span className="attachment-icon" aria-hidden="true">
-          {isAudio ? "♪" : isVideo ? "▶" : "📄"}
+          {isAudio ? "♪" : isVideo ? "▶" : "▤"}
         </span>
       )}
       <div className="attachment-body">
