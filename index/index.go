@@ -93,6 +93,8 @@ type Index struct {
 	lru       list.List // *tenant with an open handle; front = most recently used
 	open      int       // handles open or being opened (reserved)
 	changed   chan struct{}
+	hurry     chan struct{} // closed to cut the workers' lingering short
+	idleWait  int           // WaitIdle callers: while any, workers do not linger
 	closed    bool
 	delivered uint64 // highest log index Observe has seen
 	advDirty  bool
@@ -231,6 +233,7 @@ func Open(dir string, src Source, opts Options) (*Index, error) {
 		opts:       opts,
 		tenants:    map[string]*tenant{},
 		changed:    make(chan struct{}),
+		hurry:      make(chan struct{}),
 		workSem:    make(chan struct{}, opts.Workers),
 		rebuildSem: make(chan struct{}, opts.Rebuilds),
 		stop:       make(chan struct{}),

@@ -452,8 +452,18 @@ func (ix *Index) Verify(ctx context.Context, tenant string) (Report, error) {
 
 // WaitIdle returns once no tenant has queued commands or owed work, or
 // when ctx ends. Commands the store has applied but not yet handed to
-// Observe are not waited for.
+// Observe are not waited for. Workers do not linger while it waits.
 func (ix *Index) WaitIdle(ctx context.Context) error {
+	ix.mu.Lock()
+	ix.idleWait++
+	close(ix.hurry)
+	ix.hurry = make(chan struct{})
+	ix.mu.Unlock()
+	defer func() {
+		ix.mu.Lock()
+		ix.idleWait--
+		ix.mu.Unlock()
+	}()
 	for {
 		ix.mu.Lock()
 		busy := false
