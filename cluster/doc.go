@@ -28,7 +28,9 @@
 // WaitApplied with the index a write returned.
 //
 // Membership: a static bootstrap from Config.Peers; then AddLearner,
-// Promote and Remove on the leader. Removed IDs are never accepted again.
+// Promote and Remove on the leader, one change at a time (another is
+// refused with ErrConfChangePending). Removed IDs are never accepted again.
+// TransferLeadership hands the leadership to another voter.
 //
 // DESIGN.md in this folder gives the invariants and the reasons.
 package cluster

@@ -31,8 +31,8 @@ var (
 	// ErrNotMember: the node ID is not a member (or not a learner, for
 	// Promote).
 	ErrNotMember = errors.New("cluster: node is not a member")
-	// ErrConfChangePending: a membership change is still being applied; raft
-	// allows one at a time.
+	// ErrConfChangePending: a membership change is still in progress (being
+	// applied, or a learner still joining); one runs at a time.
 	ErrConfChangePending = errors.New("cluster: another membership change is in progress")
 	// ErrConfChangeRefused: the membership change was committed but refused
 	// when applied (for example it would remove the last voter).

@@ -54,6 +54,14 @@ func TestMembershipLearnerPromoteRemove(t *testing.T) {
 	if err := leader.Node.AddLearner(ctx, 4, m4.Addr); !errors.Is(err, cluster.ErrMember) {
 		t.Fatalf("adding node 4 twice: %v, want ErrMember", err)
 	}
+	// One change at a time: while 4 is joining, adding another node or
+	// removing another member is refused.
+	if err := leader.Node.AddLearner(ctx, 5, "127.0.0.1:1"); !errors.Is(err, cluster.ErrConfChangePending) {
+		t.Fatalf("adding node 5 while 4 joins: %v, want ErrConfChangePending", err)
+	}
+	if err := leader.Node.Remove(ctx, via.ID); !errors.Is(err, cluster.ErrConfChangePending) {
+		t.Fatalf("removing node %d while 4 joins: %v, want ErrConfChangePending", via.ID, err)
+	}
 	clustertest.Poll(t, long, "every member sees learner 4", func() (bool, string) {
 		for _, m := range c.Running() {
 			_, learners := memberIDs(m.Node.Status())
@@ -90,6 +98,22 @@ func TestMembershipLearnerPromoteRemove(t *testing.T) {
 	})
 	clustertest.Propose(t, m4, writeCmd("from4"), long)
 	waitSameHash(t, c)
+
+	// Hand the leadership to node 4: only the leader may, only to a voter.
+	leader = c.Leader(long)
+	if err := c.Followers(leader)[0].Node.TransferLeadership(ctx, 4); !errors.Is(err, cluster.ErrNotLeader) {
+		t.Fatalf("transfer on a follower: %v, want ErrNotLeader", err)
+	}
+	if err := leader.Node.TransferLeadership(ctx, 5); !errors.Is(err, cluster.ErrNotMember) {
+		t.Fatalf("transfer to a non-member: %v, want ErrNotMember", err)
+	}
+	if err := leader.Node.TransferLeadership(ctx, 4); err != nil {
+		t.Fatalf("transfer to node 4: %v", err)
+	}
+	if l := c.Leader(long); l.ID != 4 {
+		t.Fatalf("node %d leads after the transfer to 4", l.ID)
+	}
+	clustertest.Propose(t, m4, writeCmd("led-by-4"), long)
 
 	// Remove a follower other than 4.
 	leader = c.Leader(long)

@@ -451,8 +451,19 @@ func (n *Node) ready(rd raft.Ready) error {
 	}
 	hasSnap := !raft.IsEmptySnap(rd.Snapshot)
 
+	// A leader sends before it persists, so its fsync and the followers'
+	// overlap instead of adding up (raft thesis §10.2.1; etcd's server does
+	// the same). Safe because raft counts the leader's own copy of an entry
+	// towards the commit quorum only after Advance, that is after the save
+	// below; and a leader's Ready carries no vote: one that steps down in it
+	// reports the new state here and takes the ordinary path.
+	leading := raft.StateType(n.raftState.Load()) == raft.StateLeader
+	if leading {
+		n.send(rd.Messages)
+	}
+
 	// 1. Persist entries, HardState and snapshot metadata, synced, before
-	// any message that depends on them leaves.
+	// any message of a follower or candidate that depends on them leaves.
 	if err := n.logs.save(rd.HardState, rd.Entries, rd.Snapshot, rd.MustSync); err != nil {
 		return err
 	}
@@ -472,18 +483,9 @@ func (n *Node) ready(rd raft.Ready) error {
 		n.lastLogged = rd.Snapshot.GetMetadata().GetIndex()
 	}
 
-	// 2. Send. Snapshots are taken from the state store now and streamed
-	// on their own goroutine.
-	if len(rd.Messages) > 0 {
-		msgs := rd.Messages[:0:0]
-		for _, m := range rd.Messages {
-			if m.GetType() == pb.MsgSnap {
-				n.sendSnapshot(m)
-				continue
-			}
-			msgs = append(msgs, m)
-		}
-		n.out.Send(msgs)
+	// 2. Send (a leader has already).
+	if !leading {
+		n.send(rd.Messages)
 	}
 
 	// 3. Apply: the snapshot first, then the committed entries.
@@ -504,6 +506,23 @@ func (n *Node) ready(rd raft.Ready) error {
 		}
 	}
 	return n.maybeSnapshot()
+}
+
+// send hands a Ready's messages to the transport. Snapshots are taken from
+// the state store now and streamed on their own goroutine.
+func (n *Node) send(all []*pb.Message) {
+	if len(all) == 0 {
+		return
+	}
+	msgs := all[:0:0]
+	for _, m := range all {
+		if m.GetType() == pb.MsgSnap {
+			n.sendSnapshot(m)
+			continue
+		}
+		msgs = append(msgs, m)
+	}
+	n.out.Send(msgs)
 }
 
 func (n *Node) setSoftState(ss *raft.SoftState) {

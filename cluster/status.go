@@ -135,7 +135,8 @@ func (n *Node) Stats() Stats {
 // cluster its quorum. Start the new node with Config.Join and Peers naming
 // the current members. Like every membership change it runs on the leader
 // (elsewhere: ErrNotLeader, with Status naming the leader), and returns
-// once the change has applied there.
+// once the change has applied there. While another learner is still
+// joining it returns ErrConfChangePending (see joinInProgress).
 func (n *Node) AddLearner(ctx context.Context, id uint64, addr string) error {
 	if id == 0 {
 		return errors.New("cluster: node ID 0 is invalid")
@@ -150,7 +151,7 @@ func (n *Node) AddLearner(ctx context.Context, id uint64, addr string) error {
 		case m.isMember(id):
 			return fmt.Errorf("cluster: node %d: %w", id, ErrMember)
 		}
-		return nil
+		return joinInProgress(m, id)
 	}
 	if err := check(n.view.Load()); err != nil {
 		return err
@@ -184,6 +185,9 @@ func (n *Node) Promote(ctx context.Context, id uint64) error {
 		if !n.IsLeader() {
 			return fmt.Errorf("cluster: promote node %d: %w", id, ErrNotLeader)
 		}
+		if err := check(n.view.Load()); err != nil {
+			return err // removed while it was catching up: its join is abandoned
+		}
 		if pr, ok := n.rn.Status().Progress[id]; ok && pr.Match >= target {
 			break
 		}
@@ -200,7 +204,9 @@ func (n *Node) Promote(ctx context.Context, id uint64) error {
 
 // Remove removes node id from the cluster for good: its ID is recorded and
 // never accepted again, and its traffic is refused. Removing the leader
-// makes it step down once the change applies.
+// makes it step down once the change applies. While a learner other than
+// id is still joining it returns ErrConfChangePending (removing the learner
+// itself abandons its join).
 func (n *Node) Remove(ctx context.Context, id uint64) error {
 	check := func(m *membership) error {
 		if !m.isMember(id) {
@@ -209,7 +215,7 @@ func (n *Node) Remove(ctx context.Context, id uint64) error {
 		if m.isVoter(id) && len(m.Voters) == 1 {
 			return fmt.Errorf("%w: node %d is the last voter", ErrConfChangeRefused, id)
 		}
-		return nil
+		return joinInProgress(m, id)
 	}
 	if err := check(n.view.Load()); err != nil {
 		return err
@@ -217,8 +223,24 @@ func (n *Node) Remove(ctx context.Context, id uint64) error {
 	return n.confChange(ctx, &pb.ConfChange{Type: pb.ConfChangeRemoveNode.Enum(), NodeId: proto.Uint64(id)}, check)
 }
 
+// joinInProgress refuses a membership change while a learner other than id
+// is still joining: a join is one change from the learner's addition to its
+// promotion (or removal), and changes run one at a time, like etcd with its
+// default of one learner.
+func joinInProgress(m *membership, id uint64) error {
+	for _, l := range m.Learners {
+		if l != id {
+			return fmt.Errorf("%w: node %d is still joining as a learner; finish its join (cluster join %d again) or remove it first",
+				ErrConfChangePending, l, l)
+		}
+	}
+	return nil
+}
+
 // confChange proposes cc on the leader and waits until it has applied
-// here.
+// here. A change asked for while another is being proposed here is refused
+// with ErrConfChangePending, never queued behind it: the operator who sent
+// it decides again once the first has applied.
 //
 // Membership changes run on the leader only. raft takes one at a time: a
 // leader silently turns a change into an empty entry while an earlier one
@@ -230,7 +252,9 @@ func (n *Node) confChange(ctx context.Context, cc *pb.ConfChange, check func(*me
 	if err := n.usable(); err != nil {
 		return err
 	}
-	n.confMu.Lock()
+	if !n.confMu.TryLock() {
+		return fmt.Errorf("%w: a change proposed on this node has not applied yet", ErrConfChangePending)
+	}
 	defer n.confMu.Unlock()
 	ctx, cancel := n.bound(ctx)
 	defer cancel()

@@ -75,45 +75,50 @@ func (s *Service) spendOneTime(ch *change, token string, ot *oneTimeToken, rec s
 }
 
 // oneTime resolves a token of purpose: its workspace, record and account.
-// A token this workspace issued that is spent or expired is audited there;
-// a malformed or unknown one names no account and is only logged (its
-// workspace is whatever the caller wrote, so it earns no entry there).
+// A token this workspace issued that is spent, expired, or for an account
+// that can no longer use it is audited there; a malformed or unknown one
+// names no record (its workspace is whatever the caller wrote, so it earns
+// no entry there) and is logged and counted only (refusals.go).
 func (s *Service) oneTime(ctx context.Context, token, purpose string) (string, *oneTimeToken, storage.Record, *userRecord, storage.Record, error) {
-	fail := func() (string, *oneTimeToken, storage.Record, *userRecord, storage.Record, error) {
+	fail := func(reason string) (string, *oneTimeToken, storage.Record, *userRecord, storage.Record, error) {
+		if reason != "" {
+			s.refusedUnaudited(ctx, purpose, reason)
+		}
 		return "", nil, storage.Record{}, nil, storage.Record{}, errOneTime
 	}
 	p := tokenPrefix[purpose]
 	if !strings.HasPrefix(token, p) || len(token) > 256 {
-		return fail()
+		return fail("malformed")
 	}
 	tenant, ok := refreshTenant("tfr_" + strings.TrimPrefix(token, p))
 	if !ok {
-		return fail()
+		return fail("malformed")
 	}
 	if _, err := s.workspaceRecord(tenant); err != nil {
-		return fail()
+		return fail("unknown_workspace")
 	}
 	_, v := s.tenant(tenant)
 	ot, orec, err := getRecord[oneTimeToken](v, kOneTime(hashToken(token)))
 	if err != nil || ot.Purpose != purpose {
-		s.log.Info("unknown one-time token presented", "purpose", purpose, "request_id", requestInfo(ctx).ID)
-		return fail()
+		return fail("unknown_token")
 	}
-	reason := ""
+	refuse := func(reason string) (string, *oneTimeToken, storage.Record, *userRecord, storage.Record, error) {
+		s.auditEvent(ctx, tenant, "anonymous", *tokenRefused(purpose, reason, ot.UserID))
+		return fail("")
+	}
 	switch {
 	case ot.UsedAt != 0:
-		reason = "reused"
+		return refuse("reused")
 	case s.now().UnixMilli() >= ot.ExpiresAt:
-		reason = "expired"
-	}
-	if reason != "" {
-		s.auditEvent(ctx, tenant, "anonymous", auditInput{Action: "auth.token_refused", TargetKind: "member", TargetID: ot.UserID, Outcome: "denied",
-			Detail: map[string]any{"purpose": purpose, "reason": reason}})
-		return fail()
+		return refuse("expired")
 	}
 	u, urec, err := getRecord[userRecord](v, kUser(ot.UserID))
-	if err != nil || u.Status != StatusActive || u.Email != ot.Email {
-		return fail()
+	switch {
+	case err != nil || u.Status != StatusActive:
+		return refuse("account_inactive")
+	case u.Email != ot.Email:
+		// The address changed since the link was sent to the old one.
+		return refuse("email_changed")
 	}
 	return tenant, ot, orec, u, urec, nil
 }

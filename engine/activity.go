@@ -86,6 +86,9 @@ func (s *Service) activity(ch *change, in activityInput) {
 	if rec.TaskID != "" {
 		ch.index(kTaskActivity(rec.TaskID).Add(rec.ID))
 	}
+	if e, ok := factEntryOf(&rec); ok {
+		addFactEntry(ch, rec.ProjectID, e)
+	}
 }
 
 // diffActivity appends one "<kind>.updated" entry per field whose value

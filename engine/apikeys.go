@@ -114,7 +114,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, p Principal, in CreateAPIKey
 		ch.put(kAPIKey(rec.ID), rec, 1)
 		ch.put(kAPIKeyHash(rec.Hash), map[string]string{"id": rec.ID}, 1)
 		ch.index(kUserAPIKeys(p.UserID).Add(rec.ID))
-		s.audit(ctx, ch, auditInput{Action: "apikey.create", TargetKind: "apikey", TargetID: rec.ID, Detail: map[string]any{"name": name, "scopes": scopes}})
+		s.audit(ctx, ch, auditInput{Action: "apikey.create", TargetKind: "apikey", TargetID: rec.ID, Detail: map[string]any{"scopes": scopes}, Personal: map[string]any{"name": name}})
 		return ch, nil
 	})
 	if err != nil {

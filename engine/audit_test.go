@@ -29,10 +29,11 @@ func TestAuditTamperEvidence(t *testing.T) {
 		}
 		w.svc.Login(ctx, engine.LoginInput{Workspace: "acme", Email: "olive@acme.test", Password: fmt.Sprint("wrong ", i)})
 	}
-	chain, err := w.svc.ReadAudit(w.ws.ID)
+	stored, err := w.svc.ReadAudit(w.ws.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
+	chain := stored.Entries
 	if len(chain) < 300 {
 		t.Fatalf("only %d audit entries", len(chain))
 	}
@@ -42,7 +43,7 @@ func TestAuditTamperEvidence(t *testing.T) {
 			heads = append(heads, engine.AuditHead{Workspace: w.ws.ID, Seq: e.Seq, Hash: e.Hash})
 		}
 	}
-	if err := engine.VerifyAudit(chain, heads); err != nil {
+	if err := engine.VerifyAudit(stored, heads); err != nil {
 		t.Fatalf("the untouched chain fails: %v", err)
 	}
 	// Every entry carries who, where, what, on what, with what outcome, when.
@@ -94,7 +95,7 @@ func TestAuditTamperEvidence(t *testing.T) {
 			i := rng.IntN(len(c))
 			c = mutate[kind](c, i)
 			tried++
-			if engine.VerifyAudit(c, heads) != nil {
+			if engine.VerifyAudit(&engine.AuditChain{Workspace: w.ws.ID, Entries: c}, heads) != nil {
 				detected++
 			} else {
 				t.Errorf("%s at %d not detected", kind, i)

@@ -259,6 +259,10 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*LoginResult, error
 	if tenant != "" {
 		if err := s.ipAllowed(ctx, tenant); err != nil {
 			s.log.Info("sign-in from outside the workspace's allowlist", "workspace", tenant, "ip", requestInfo(ctx).IP)
+			ai := s.loginTarget(tenant, user, in.Email)
+			ai.Action, ai.Outcome = "auth.ip_refused", "denied"
+			ai.Detail["during"] = "sign-in"
+			s.auditEvent(ctx, tenant, "anonymous", ai)
 			return nil, err
 		}
 	}
@@ -273,12 +277,31 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*LoginResult, error
 		return nil, err
 	}
 	if user == nil || locked || !ok {
-		if user != nil && !locked {
+		// Every failure that reaches a workspace is recorded in it, after
+		// the same password work and with one write each (so the answer's
+		// timing does not tell a known email from an unknown one either).
+		// The per-address limit on public writes (httpapi) bounds how many
+		// an anonymous caller can cause; a refused request never gets here.
+		switch {
+		case tenant == "":
+			s.refusedUnaudited(ctx, "login", "unknown_workspace")
+		case locked:
+			// The pause refuses even the right password; the attempt is
+			// recorded like any other failure.
+			s.auditEvent(ctx, tenant, "anonymous", auditInput{Action: "auth.login_failed", TargetKind: "member", TargetID: user.ID, Outcome: "denied",
+				Detail: map[string]any{"reason": "account_locked"}})
+			s.log.Info("login failed", "workspace", tenant)
+		case user != nil:
 			if err := s.loginFailed(ctx, tenant, user.ID, "auth.login_failed"); err != nil {
 				return nil, err
 			}
+			s.log.Info("login failed", "workspace", tenant)
+		default:
+			ai := s.loginTarget(tenant, nil, in.Email)
+			ai.Action, ai.Outcome = "auth.login_failed", "failure"
+			s.auditEvent(ctx, tenant, "anonymous", ai)
+			s.log.Info("login failed", "workspace", tenant)
 		}
-		s.log.Info("login failed", "workspace", tenant)
 		return nil, errBadCredentials
 	}
 	log, v := s.tenant(tenant)
@@ -307,6 +330,35 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*LoginResult, error
 		return nil, err
 	}
 	return &LoginResult{Tokens: toks, Tenant: tenant, UserID: user.ID}, nil
+}
+
+// loginTarget is what an audit entry about a sign-in to tenant names: the
+// active account user, or else the email typed. An email that names an
+// inactive (deactivated) account is named by that account's ID, with the
+// reason account_inactive; one that names no account at all goes into the
+// entry's personal-data record beside the chain, never into the chain (the
+// reason unknown_account is in the chain). Input that is not an email
+// address (a password typed into the wrong field) is not kept at all.
+func (s *Service) loginTarget(tenant string, user *userRecord, email string) auditInput {
+	ai := auditInput{TargetKind: "member", Detail: map[string]any{}}
+	if user != nil {
+		ai.TargetID = user.ID
+		return ai
+	}
+	_, v := s.tenant(tenant)
+	if u, err := s.userByEmail(v, email); err == nil {
+		ai.TargetID = u.ID
+		ai.Detail["reason"] = "account_inactive"
+		return ai
+	}
+	ai.TargetKind = "email"
+	ai.Detail["reason"] = "unknown_account"
+	if e, err := normalizeEmail("email", email); err == nil {
+		ai.Personal = map[string]any{"email": e}
+	} else {
+		ai.Detail["email_malformed"] = true
+	}
+	return ai
 }
 
 // loginFailed counts a failed password for an account and pauses it after
@@ -374,9 +426,11 @@ func (s *Service) clearLoginFailures(ctx context.Context, tenant, userID string)
 func (s *Service) Refresh(ctx context.Context, token string) (*LoginResult, error) {
 	tenant, ok := refreshTenant(token)
 	if !ok {
+		s.refusedUnaudited(ctx, "refresh", "malformed")
 		return nil, errBadToken
 	}
 	if _, err := s.workspaceRecord(tenant); err != nil {
+		s.refusedUnaudited(ctx, "refresh", "unknown_workspace")
 		return nil, errBadToken
 	}
 	if err := s.ipAllowed(ctx, tenant); err != nil {
@@ -385,16 +439,31 @@ func (s *Service) Refresh(ctx context.Context, token string) (*LoginResult, erro
 	log, v := s.tenant(tenant)
 	key := kRefresh(hashToken(token))
 	var out *Tokens
-	var reused bool
-	var userID, expiredFor string
+	var reused, unknown bool
+	var refused *auditInput // a refusal that writes nothing else, audited on its own
+	var userID string
 	_, err := s.commit(ctx, log, func() (*change, error) {
-		reused, expiredFor = false, ""
+		reused, unknown, refused = false, false, nil
 		rt, rec, err := getRecord[refreshRecord](v, key)
-		if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			unknown = true
 			return nil, errBadToken
 		}
+		if err != nil {
+			return nil, err
+		}
 		sess, srec, err := getRecord[sessionRecord](v, kSession(rt.SessionID))
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return nil, err
+		}
 		if err != nil || sess.RevokedAt != 0 {
+			// The session ended (logout, revocation, or an earlier reuse
+			// of this very token).
+			reason := "revoked"
+			if rt.UsedAt != 0 {
+				reason = "reused"
+			}
+			refused = tokenRefused("refresh", reason, rt.UserID)
 			return nil, errBadToken
 		}
 		now := s.now()
@@ -408,11 +477,12 @@ func (s *Service) Refresh(ctx context.Context, token string) (*LoginResult, erro
 			return ch, nil
 		}
 		if now.UnixMilli() >= rt.ExpiresAt || now.UnixMilli() >= sess.ExpiresAt {
-			expiredFor = rt.UserID
+			refused = tokenRefused("refresh", "expired", rt.UserID)
 			return nil, errBadToken
 		}
 		user, _, err := getRecord[userRecord](v, kUser(rt.UserID))
 		if err != nil || user.Status != StatusActive {
+			refused = tokenRefused("refresh", "account_inactive", rt.UserID)
 			return nil, errBadToken
 		}
 		userID = user.ID
@@ -433,9 +503,13 @@ func (s *Service) Refresh(ctx context.Context, token string) (*LoginResult, erro
 			ExpiresIn: int(s.cfg.AccessTTL / time.Second), RefreshExpiresAt: time.UnixMilli(sess.ExpiresAt)}
 		return ch, nil
 	})
-	if expiredFor != "" {
-		s.auditEvent(ctx, tenant, "anonymous", auditInput{Action: "auth.token_refused", TargetKind: "member", TargetID: expiredFor, Outcome: "denied",
-			Detail: map[string]any{"purpose": "refresh", "reason": "expired"}})
+	switch {
+	case refused != nil:
+		s.auditEvent(ctx, tenant, "anonymous", *refused)
+	case unknown:
+		// A token that spells the workspace's ID but that it never issued
+		// (or one whose session record is gone with its workspace).
+		s.refusedUnaudited(ctx, "refresh", "unknown_token")
 	}
 	if err != nil {
 		return nil, err
@@ -445,6 +519,14 @@ func (s *Service) Refresh(ctx context.Context, token string) (*LoginResult, erro
 		return nil, errBadToken
 	}
 	return &LoginResult{Tokens: out, Tenant: tenant, UserID: userID}, nil
+}
+
+// tokenRefused is the audit entry of a token its workspace issued (so the
+// account it was for is known) that was refused: spent, expired, revoked,
+// or for an account that can no longer use it.
+func tokenRefused(purpose, reason, userID string) *auditInput {
+	return &auditInput{Action: "auth.token_refused", TargetKind: "member", TargetID: userID, Outcome: "denied",
+		Detail: map[string]any{"purpose": purpose, "reason": reason}}
 }
 
 // Logout revokes the caller's session.

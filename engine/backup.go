@@ -32,5 +32,10 @@ func (s *Service) WorkspaceBackupScope(ctx context.Context, p Principal, slug st
 	if err != nil {
 		return nil, err
 	}
+	// A workspace's backup is the operator reading all of it: recorded in
+	// its trail before the stream starts.
+	if err := s.auditPlatformAccess(ctx, p, tenant, "platform.backup"); err != nil {
+		return nil, err
+	}
 	return &BackupScope{Tenant: tenant, Sys: []storage.Key{sysWorkspace(tenant), sysSlug(e.Slug), sysSetup}}, nil
 }

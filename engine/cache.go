@@ -71,27 +71,3 @@ func (s *Service) mirroredTask(tenant, id string, entry storage.Record) (*taskRe
 	s.tasks.put(tenant+id, rec.Version, cachedTask{rec: rec, task: t})
 	return t, rec, nil
 }
-
-// entryFactsOf decodes what the status facts need of an activity entry,
-// once: entries are written once and never changed, so the decoded form is
-// kept by workspace and ID (a week of a busy project is read again by every
-// status update).
-func (s *Service) entryFactsOf(tenant, id string, r storage.Record) (*entryFacts, error) {
-	if c, ok := s.acts.get(tenant+id, r.Version); ok {
-		return c.(*entryFacts), nil
-	}
-	var a activityRecord
-	if err := jsonDecode(r.Value, &a); err != nil {
-		return nil, err
-	}
-	e := &entryFacts{Kind: a.Kind, TaskID: a.TaskID, Field: a.Field, Actor: a.Actor, At: a.At}
-	switch {
-	case a.Kind == "task.updated" && a.Field == "status":
-		_ = jsonDecode(a.Before, &e.Before)
-		_ = jsonDecode(a.After, &e.After)
-	case a.Kind == "comment.created":
-		_ = jsonDecode(a.After, &e.Text)
-	}
-	s.acts.put(tenant+id, r.Version, e)
-	return e, nil
-}

@@ -119,7 +119,7 @@ func (s *Service) CreateComment(ctx context.Context, p Principal, taskID, body, 
 	log, v := s.tenant(p.Tenant)
 	var out *Comment
 	_, err = s.commit(ctx, log, func() (*change, error) {
-		t, _, _, role, err := s.visibleTask(v, p, taskID)
+		t, trec, _, role, err := s.visibleTask(v, p, taskID)
 		if err != nil {
 			return nil, err
 		}
@@ -142,7 +142,10 @@ func (s *Service) CreateComment(ctx context.Context, p Principal, taskID, body, 
 			Body: body, Mentions: mentions, CreatedAt: now, UpdatedAt: now,
 		}
 		ch := s.newChange(p.Tenant, "comment.create", p.actor())
-		ch.expect(kTask(t.ID), storage.AnyVersion)
+		// The task's exact version, not just its existence: a comment that
+		// landed after the task went to the trash would count in the status
+		// facts' roll-ups of a task the delete had already taken out of them.
+		ch.expect(kTask(t.ID), trec.Version)
 		ch.put(kComment(c.ID), c, 1)
 		ch.index(kTaskComments(t.ID).Add(c.ID))
 		s.activity(ch, activityInput{Kind: "comment.created", TargetKind: "comment", TargetID: c.ID, ProjectID: t.ProjectID, TaskID: t.ID, After: excerpt(body)})

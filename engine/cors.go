@@ -15,6 +15,11 @@ import (
 // Access-Control-Allow-Origin only when the caller's own workspace lists
 // the origin. Credentials are bearer tokens or API keys: the session
 // cookies are SameSite=Strict and never cross origins.
+//
+// The index is a platform record, so it is written by a platform command
+// after the workspace record changed (reconcileWorkspace in registry.go),
+// never by the workspace's own command; a stale entry only answers a
+// preflight, since CORSAllowed reads the workspace's own record.
 
 const maxCORSOrigins = 20
 
@@ -55,7 +60,8 @@ func validateCORSOrigins(list []string) ([]string, error) {
 	return out, nil
 }
 
-// indexCORS updates the platform's origin index in ch from before to after.
+// indexCORS updates the platform's origin index in ch (a platform command)
+// from before to after.
 func indexCORS(ch *change, tenant string, before, after []string) {
 	for _, o := range before {
 		if !slices.Contains(after, o) {

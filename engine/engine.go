@@ -93,7 +93,8 @@ type Config struct {
 // Service is the engine.
 type Service struct {
 	cfg    Config
-	router Router
+	router Router // deps.Router with every route guarded (route.go)
+	routes Router // deps.Router as given
 	clock  Clock
 	log    *slog.Logger
 	hashes chan struct{}
@@ -105,10 +106,33 @@ type Service struct {
 	summarizer Summarizer
 
 	passwordChecks atomic.Int64
+	refusals       refusalCounter // refused credentials that left no audit entry (refusals.go)
 	verified       *verifiedTokens
 	tasks          *versionCache // decoded tasks for list reads and status facts
-	acts           *versionCache // decoded activity entries for status facts
+	rollupMu       sync.Mutex    // one status-facts roll-up rebuild at a time
 	searcher       atomic.Pointer[searcherBox]
+	hooks          testHooks
+}
+
+// testHooks let tests stop a multi-step protocol between its steps, as a
+// crash would (export_test.go); nil in the product.
+type testHooks struct {
+	AfterClaim  func() error // rename: the slug is claimed, the record not yet changed
+	AfterUpdate func() error // rename: the record changed, the platform not yet
+}
+
+func (h testHooks) afterClaim() error {
+	if h.AfterClaim == nil {
+		return nil
+	}
+	return h.AfterClaim()
+}
+
+func (h testHooks) afterUpdate() error {
+	if h.AfterUpdate == nil {
+		return nil
+	}
+	return h.AfterUpdate()
 }
 
 // Deps are the engine's collaborators.
@@ -167,7 +191,8 @@ func New(deps Deps, cfg Config) *Service {
 	}
 	s := &Service{
 		cfg:        cfg,
-		router:     deps.Router,
+		router:     guardedRouter{inner: deps.Router},
+		routes:     deps.Router,
 		clock:      deps.Clock,
 		log:        deps.Logger,
 		hashes:     make(chan struct{}, cfg.MaxConcurrentHashes),
@@ -177,7 +202,6 @@ func New(deps Deps, cfg Config) *Service {
 		summarizer: deps.Summarizer,
 		verified:   newVerifiedTokens(10_000),
 		tasks:      newVersionCache(cfg.TaskCacheSize),
-		acts:       newVersionCache(cfg.TaskCacheSize),
 	}
 	if deps.Searcher != nil {
 		s.SetSearcher(deps.Searcher)

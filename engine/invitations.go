@@ -206,7 +206,8 @@ func (s *Service) RevokeInvitation(ctx context.Context, p Principal, id string) 
 		ch.expect(kInvite(id), rec.Version)
 		inv.RevokedAt = s.now().UnixMilli()
 		ch.put(kInvite(id), inv, rec.Version+1)
-		ch.del(kInviteToken(inv.TokenHash))
+		// The token's index stays (as after acceptance and resending), so
+		// a later use of the link is recognised and audited.
 		s.activity(ch, activityInput{Kind: "invitation.revoked", TargetKind: "invitation", TargetID: id})
 		s.audit(ctx, ch, auditInput{Action: "invitation.revoke", TargetKind: "invitation", TargetID: id})
 		return ch, nil
@@ -253,7 +254,8 @@ func (s *Service) ResendInvitation(ctx context.Context, p Principal, id string) 
 		now := s.now()
 		ch := s.newChange(p.Tenant, "invitation.resend", p.actor())
 		ch.expect(kInvite(id), rec.Version)
-		ch.del(kInviteToken(inv.TokenHash))
+		// The old link's index stays, pointing at the invitation whose
+		// token hash no longer matches it: a later use is audited.
 		inv.TokenHash = hashToken(token)
 		inv.ExpiresAt = now.Add(s.cfg.InviteTTL).UnixMilli()
 		ch.put(kInvite(id), inv, rec.Version+1)
@@ -305,10 +307,60 @@ func (s *Service) pendingInvite(token string) (string, *inviteRecord, storage.Re
 		return "", nil, storage.Record{}, notFound("invitation")
 	}
 	inv, rec, err := getRecord[inviteRecord](v, kInvite(ix.ID))
-	if err != nil || inv.AcceptedAt != 0 || inv.RevokedAt != 0 || s.now().UnixMilli() >= inv.ExpiresAt {
+	if err != nil || inviteClosed(inv, token, s.now()) != "" {
 		return "", nil, rec, notFound("invitation")
 	}
 	return tenant, inv, rec, nil
+}
+
+// inviteClosed says why token no longer opens inv ("" while it does).
+func inviteClosed(inv *inviteRecord, token string, now time.Time) string {
+	switch {
+	case inv.AcceptedAt != 0:
+		return "accepted"
+	case inv.RevokedAt != 0:
+		return "revoked"
+	case inv.TokenHash != hashToken(token):
+		return "superseded" // resent with a new link
+	case now.UnixMilli() >= inv.ExpiresAt:
+		return "expired"
+	}
+	return ""
+}
+
+// inviteRefused records why an invitation token was refused at
+// acceptance: in its workspace's trail when the workspace issued it (used,
+// revoked, resent or expired), else in the log and the refusal counters.
+// Previews (GET, not limited per address) only read.
+func (s *Service) inviteRefused(ctx context.Context, token string) {
+	tenant, ok := inviteTenant(token)
+	if !ok || !strings.HasPrefix(token, "tfi_") {
+		s.refusedUnaudited(ctx, "invitation", "malformed")
+		return
+	}
+	if _, err := s.workspaceRecord(tenant); err != nil {
+		s.refusedUnaudited(ctx, "invitation", "unknown_workspace")
+		return
+	}
+	_, v := s.tenant(tenant)
+	ix, _, err := getRecord[struct {
+		ID string `json:"id"`
+	}](v, kInviteToken(hashToken(token)))
+	if err != nil {
+		s.refusedUnaudited(ctx, "invitation", "unknown_token")
+		return
+	}
+	inv, _, err := getRecord[inviteRecord](v, kInvite(ix.ID))
+	if err != nil {
+		s.refusedUnaudited(ctx, "invitation", "unknown_token")
+		return
+	}
+	reason := inviteClosed(inv, token, s.now())
+	if reason == "" {
+		return // refused for another reason (a concurrent acceptance)
+	}
+	s.auditEvent(ctx, tenant, "anonymous", auditInput{Action: "auth.token_refused", TargetKind: "invitation", TargetID: inv.ID, Outcome: "denied",
+		Detail: map[string]any{"purpose": "invitation", "reason": reason}})
 }
 
 // PreviewInvitation describes a pending invitation to whoever holds its token.
@@ -352,6 +404,7 @@ func (s *Service) AcceptInvitation(ctx context.Context, in AcceptInput) (*Create
 	}
 	tenant, _, _, err := s.pendingInvite(in.Token)
 	if err != nil {
+		s.inviteRefused(ctx, in.Token)
 		return nil, err
 	}
 	plan, err := s.plan(tenant)
@@ -386,7 +439,6 @@ func (s *Service) AcceptInvitation(ctx context.Context, in AcceptInput) (*Create
 		ch.expect(kEmail(inv.Email), 0)
 		inv.AcceptedAt, inv.AcceptedBy = now, u.ID
 		ch.put(kInvite(inv.ID), inv, rec.Version+1)
-		ch.del(kInviteToken(inv.TokenHash))
 		ch.put(kUser(u.ID), u, 1)
 		ch.put(kEmail(u.Email), map[string]string{"id": u.ID}, 1)
 		ch.addBounded(kUsersCnt, 1, licensing.Bound(plan.MaxUsers), "users")

@@ -45,6 +45,10 @@ func (s *Service) NewScheduler(onErr func(id string, err error)) *Scheduler {
 		_, err := s.PurgeExpired(ctx)
 		return err
 	})
+	must("audit.retention", "29 3 * * *", func(ctx context.Context) error {
+		_, err := s.PruneAudit(ctx)
+		return err
+	})
 	must("attachments.cleanup", "*/10 * * * *", func(ctx context.Context) error {
 		_, err := s.CleanAbandonedUploads(ctx)
 		return err
@@ -63,6 +67,10 @@ func (s *Service) NewScheduler(onErr func(id string, err error)) *Scheduler {
 	})
 	must("status.digest", "3 * * * *", func(ctx context.Context) error {
 		_, err := s.SendDigests(ctx)
+		return err
+	})
+	must("workspace.reconcile", "*/5 * * * *", func(ctx context.Context) error {
+		_, err := s.ReconcileWorkspaces(ctx)
 		return err
 	})
 	return sch

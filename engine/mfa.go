@@ -33,12 +33,16 @@ type mfaConfig struct {
 }
 
 // mfaChallenge is a password that checked out, waiting for its second
-// factor. It is stored under the token's hash and used once.
+// factor. It is stored under the token's hash and used once: once used (or
+// out of attempts) it stays as a tombstone, like a one-time token, so a
+// replay is recognised and audited.
 type mfaChallenge struct {
 	UserID    string `json:"user_id"`
 	Method    string `json:"method"`
 	ExpiresAt int64  `json:"expires_at"`
 	Attempts  int    `json:"attempts"`
+	UsedAt    int64  `json:"used_at,omitempty"`
+	Exhausted bool   `json:"exhausted,omitempty"` // spent by wrong codes, not by a sign-in
 }
 
 func kMFAChallenge(hash string) storage.Key { return storage.K("mfat", hash) }
@@ -365,9 +369,11 @@ var errMFA = &Error{Code: "invalid_mfa", Message: "the code is not valid, or the
 func (s *Service) CompleteMFA(ctx context.Context, mfaToken, code, recovery string, ci ClientInfo) (*LoginResult, error) {
 	tenant, ok := refreshTenant(strings.Replace(mfaToken, "tfm_", "tfr_", 1))
 	if !ok || !strings.HasPrefix(mfaToken, "tfm_") {
+		s.refusedUnaudited(ctx, "mfa", "malformed")
 		return nil, errMFA
 	}
 	if _, err := s.workspaceRecord(tenant); err != nil {
+		s.refusedUnaudited(ctx, "mfa", "unknown_workspace")
 		return nil, errMFA
 	}
 	if err := s.ipAllowed(ctx, tenant); err != nil {
@@ -377,12 +383,24 @@ func (s *Service) CompleteMFA(ctx context.Context, mfaToken, code, recovery stri
 	key := kMFAChallenge(hashToken(mfaToken))
 	var out *Tokens
 	var userID string
-	var failed bool
+	var failed, unknown bool
 	var refused *auditInput // a refusal that writes nothing else, audited on its own
 	_, err := s.commit(ctx, log, func() (*change, error) {
-		failed, refused = false, nil
+		failed, unknown, refused = false, false, nil
 		chal, crec, err := getRecord[mfaChallenge](v, key)
+		if errors.Is(err, storage.ErrNotFound) {
+			unknown = true
+			return nil, errMFA
+		}
 		if err != nil {
+			return nil, err
+		}
+		if chal.UsedAt != 0 {
+			reason := "reused"
+			if chal.Exhausted {
+				reason = "attempts_exhausted"
+			}
+			refused = &auditInput{Action: "auth.mfa_failed", TargetKind: "member", TargetID: chal.UserID, Outcome: "denied", Detail: map[string]any{"reason": reason}}
 			return nil, errMFA
 		}
 		if s.now().UnixMilli() >= chal.ExpiresAt {
@@ -391,6 +409,11 @@ func (s *Service) CompleteMFA(ctx context.Context, mfaToken, code, recovery stri
 		}
 		u, urec, err := getRecord[userRecord](v, kUser(chal.UserID))
 		if err != nil || u.Status != StatusActive || u.MFA.EnabledAt == 0 {
+			reason := "account_inactive"
+			if err == nil && u.Status == StatusActive {
+				reason = "mfa_disabled" // turned off (or reset by an admin) since the first step
+			}
+			refused = &auditInput{Action: "auth.mfa_failed", TargetKind: "member", TargetID: chal.UserID, Outcome: "denied", Detail: map[string]any{"reason": reason}}
 			return nil, errMFA
 		}
 		now := s.now()
@@ -431,16 +454,16 @@ func (s *Service) CompleteMFA(ctx context.Context, mfaToken, code, recovery stri
 			}
 			chal.Attempts++
 			if chal.Attempts >= maxMFAFailures {
-				ch.del(key)
-			} else {
-				ch.put(key, chal, crec.Version+1)
+				chal.UsedAt, chal.Exhausted = now.UnixMilli(), true
 			}
+			ch.put(key, chal, crec.Version+1)
 			ch.put(kUser(u.ID), u, urec.Version+1)
 			return ch, nil
 		}
 		u.FailedMFA = 0
 		ch.put(kUser(u.ID), u, urec.Version+1)
-		ch.del(key)
+		chal.UsedAt = now.UnixMilli()
+		ch.put(key, chal, crec.Version+1)
 		userID = u.ID
 		detail := map[string]any{"method": method}
 		if recovery != "" {
@@ -450,8 +473,15 @@ func (s *Service) CompleteMFA(ctx context.Context, mfaToken, code, recovery stri
 		out, err = s.newSession(ch, tenant, u.ID, method, ci)
 		return ch, err
 	})
-	if refused != nil {
-		s.auditEvent(ctx, tenant, refused.TargetID, *refused)
+	switch {
+	case refused != nil:
+		actor := refused.TargetID // the account whose first factor checked out
+		if r := refused.Detail["reason"]; r == "reused" || r == "attempts_exhausted" {
+			actor = "anonymous" // whoever replays a spent challenge
+		}
+		s.auditEvent(ctx, tenant, actor, *refused)
+	case unknown:
+		s.refusedUnaudited(ctx, "mfa", "unknown_token")
 	}
 	if err != nil {
 		return nil, err

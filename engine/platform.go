@@ -305,20 +305,36 @@ func (s *Service) SetPlan(ctx context.Context, p Principal, slug, planID string)
 	if err != nil {
 		return nil, err
 	}
+	// The workspace records the operator's action on its own route first
+	// (its activity and audit trail), then the platform's registry entry
+	// takes the plan: a workspace's route carries no platform record
+	// (route.go). A crash between the two leaves an audited attempt that
+	// running the command again completes.
 	_, sys := s.sys()
+	cur, _, err := getRecord[workspaceEntry](sys, sysWorkspace(tenant))
+	if err != nil {
+		return nil, notFound("workspace")
+	}
+	before := cur.Plan
+	tlog, _ := s.tenant(tenant)
+	if _, err := s.commit(ctx, tlog, func() (*change, error) {
+		ch := s.newChange(tenant, "platform.plan", p.actor())
+		s.activity(ch, activityInput{Kind: "workspace.plan_changed", TargetKind: "workspace", TargetID: tenant, Field: "plan", Before: before, After: plan.ID})
+		s.audit(ctx, ch, auditInput{Action: "platform.plan_change", TargetKind: "workspace", TargetID: tenant, Detail: map[string]any{"plan": [2]string{before, plan.ID}}})
+		return ch, nil
+	}); err != nil {
+		return nil, err
+	}
 	var out *WorkspaceSummary
 	_, err = s.commit(ctx, s.router.Platform().Log, func() (*change, error) {
 		e, rec, err := getRecord[workspaceEntry](sys, sysWorkspace(tenant))
 		if err != nil {
 			return nil, notFound("workspace")
 		}
-		ch := s.newChange(tenant, "platform.plan", p.actor())
+		ch := s.newChange("", "platform.plan", p.actor())
 		ch.expectSys(sysWorkspace(tenant), rec.Version)
-		before := e.Plan
 		e.Plan = plan.ID
 		ch.putSys(sysWorkspace(tenant), e, rec.Version+1)
-		s.activity(ch, activityInput{Kind: "workspace.plan_changed", TargetKind: "workspace", TargetID: tenant, Field: "plan", Before: before, After: plan.ID})
-		s.audit(ctx, ch, auditInput{Action: "platform.plan_change", TargetKind: "workspace", TargetID: tenant, Detail: map[string]any{"plan": [2]string{before, plan.ID}}})
 		out = &WorkspaceSummary{ID: e.ID, Slug: e.Slug, Name: e.Name, Plan: e.Plan, Status: e.Status, CreatedAt: time.UnixMilli(e.CreatedAt).UTC()}
 		return ch, nil
 	})

@@ -289,6 +289,7 @@ func (s *Service) CreateProject(ctx context.Context, p Principal, in CreateProje
 		ch.expect(kProjectKey(k), 0)
 		ch.put(kProjectKey(k), map[string]string{"id": pr.ID}, 1)
 		ch.put(kProject(pr.ID), pr, 1)
+		markFactsReady(ch, pr.ID)
 		if !p.Operator {
 			ch.put(kProjMember(pr.ID, p.UserID), projectMemberRecord{Role: ProjectLead, AddedBy: p.actor(), AddedAt: now}, 1)
 			ch.index(kUserProjects(p.UserID).Add(pr.ID))

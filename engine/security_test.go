@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"bytes"
 	"errors"
 	"regexp"
 	"strings"
@@ -327,6 +328,26 @@ func TestLoginThrottleAndEnumeration(t *testing.T) {
 	_, errLocked := w.svc.Login(ctx, good)
 	_, errUnknown := w.svc.Login(ctx, engine.LoginInput{Workspace: "acme", Email: "nobody@acme.test", Password: "whatever it is"})
 	_, errNoWS := w.svc.Login(ctx, engine.LoginInput{Workspace: "nope", Email: "olive@acme.test", Password: "whatever it is"})
+	// Every failed sign-in to the workspace is in its trail: the 1,000
+	// guesses (those during the pause too), the right password while
+	// paused, and the unknown email. The unknown workspace has no trail:
+	// it is counted.
+	chain, err := w.svc.ReadAudit(w.owner.Tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for _, e := range chain.Entries {
+		if bytes.Contains(e.Payload, []byte(`"action":"auth.login_failed"`)) {
+			failed++
+		}
+	}
+	if failed != 1002 {
+		t.Fatalf("%d failed sign-ins audited, want 1002", failed)
+	}
+	if got := w.svc.UnauditedRefusals(); len(got) != 1 || got[0] != (engine.RefusalCount{Purpose: "login", Reason: "unknown_workspace", Count: 1}) {
+		t.Fatalf("unaudited refusals %+v, want the unknown workspace once", got)
+	}
 	signal := 0
 	for _, e := range []error{errUnknown, errNoWS} {
 		if code(e) != code(errLocked) || !errors.Is(e, engine.ErrUnauthenticated) {

@@ -166,7 +166,7 @@ func (s *Service) writeStatusUpdate(ctx context.Context, tenant, actor string, p
 			return nil, planLimit("status updates this month", plan.Name, int64(plan.AIUpdatesPerMonth))
 		}
 	}
-	facts, err := s.gatherFacts(tenant, v, projects, from, to, s.now())
+	facts, err := s.gatherFacts(ctx, tenant, v, projects, from, to, s.now())
 	if err != nil {
 		return nil, err
 	}

@@ -269,6 +269,7 @@ func writeTask(ch *change, before, after *taskRecord, w taskWrite) {
 	case before != nil:
 		ch.del(kIxProjectTasks(before.ProjectID).Add(before.ID))
 	}
+	writeTaskFacts(ch, before, after)
 }
 
 // CreateTaskInput creates a task.
@@ -823,6 +824,9 @@ func (s *Service) DeleteTask(ctx context.Context, p Principal, id string, ifMatc
 			}
 			ch.expect(kTask(tid), drec.Version)
 			writeTask(ch, dt, nil, taskWrite{})
+			if err := taskFactHistory(ch, v, dt.ProjectID, tid, -1); err != nil {
+				return nil, err
+			}
 			dt.DeletedAt, dt.DeletedBy = now, p.actor()
 			if tid != t.ID {
 				dt.DeletedWith = t.ID
@@ -886,6 +890,9 @@ func (s *Service) RestoreTask(ctx context.Context, p Principal, id string) (*Tas
 			}
 			ch.putKeep(kTask(tid), dt, drec.Version+1, drec.Stamp)
 			writeTask(ch, nil, dt, taskWrite{version: drec.Version + 1, stamp: drec.Stamp})
+			if err := taskFactHistory(ch, v, dt.ProjectID, tid, 1); err != nil {
+				return nil, err
+			}
 			if tid == id {
 				out = dt.view(pr, storage.Record{Version: drec.Version + 1, Stamp: drec.Stamp})
 			}

@@ -152,7 +152,11 @@ func (s *Service) purgeTasks(ctx context.Context, tenant string, ids []string) e
 				ch.expect(kTask(id), rec.Version)
 				if t.DeletedAt == 0 {
 					writeTask(ch, t, nil, taskWrite{})
+					if err := taskFactHistory(ch, v, t.ProjectID, id, -1); err != nil {
+						return nil, err
+					}
 				}
+				ch.delRange(kFactsTask(t.ProjectID, id))
 				ch.del(kTaskNumber(t.ProjectID).AddUint(rec.Stamp))
 				ch.del(kTask(id))
 				if err := v.Scan(kTaskComments(id), storage.ScanOptions{}, func(k storage.Key, _ storage.Record) error {
@@ -247,7 +251,7 @@ func (s *Service) purgeProject(ctx context.Context, tenant, id string) error {
 		for _, prefix := range []storage.Key{
 			storage.K("pm", id), kProjActivity(id), kTaskNumber(id), kTaskNumCnt(id),
 			storage.K("ix", "pt", id), storage.K("ix", "pts", id), storage.K("ix", "pta", id),
-			storage.K("ix", "ptg", id), storage.K("ix", "pso", id), kIxChildren(rootKey(id)),
+			storage.K("ix", "ptg", id), storage.K("ix", "pso", id), kIxChildren(rootKey(id)), kFacts(id),
 		} {
 			ch.delRange(prefix)
 		}

@@ -22,6 +22,10 @@ type workspaceEntry struct {
 	Plan      string `json:"plan"`
 	Status    string `json:"status"`
 	CreatedAt int64  `json:"created_at"`
+	// CORSIndexed are the origins the platform's CORS index holds for the
+	// workspace (registry.go keeps them equal to the record's CORSOrigins);
+	// nil in entries older than this field.
+	CORSIndexed *[]string `json:"cors_indexed,omitempty"`
 }
 
 // WorkHours are the hours someone (or a workspace by default) works, in
@@ -189,10 +193,9 @@ func (s *Service) workspaceBySlug(slug string) (string, error) {
 		return "", notFound("workspace")
 	}
 	_, sys := s.sys()
-	e, _, err := getRecord[struct {
-		ID string `json:"id"`
-	}](sys, sysSlug(slug))
-	if err != nil {
+	e, _, err := getRecord[slugRecord](sys, sysSlug(slug))
+	if err != nil || e.Pending {
+		// A pending slug is claimed by a rename that has not finished.
 		return "", notFound("workspace")
 	}
 	return e.ID, nil
@@ -296,12 +299,12 @@ func (s *Service) createWorkspace(ctx context.Context, in CreateWorkspaceInput, 
 		ID: tenant, Name: wsName, Slug: slug, Timezone: tz, WorkHours: defaultWorkHours,
 		CreatedAt: now.UnixMilli(), UpdatedAt: now.UnixMilli(),
 	}
-	entry := workspaceEntry{ID: tenant, Slug: slug, Name: wsName, Plan: plan.ID, Status: "active", CreatedAt: now.UnixMilli()}
+	entry := workspaceEntry{ID: tenant, Slug: slug, Name: wsName, Plan: plan.ID, Status: "active", CreatedAt: now.UnixMilli(), CORSIndexed: &[]string{}}
 
 	ch := s.newChange(tenant, kind, owner.ID)
 	ch.plan = plan.Name
 	ch.expectSys(sysSlug(slug), 0)
-	ch.putSys(sysSlug(slug), map[string]string{"id": tenant}, 1)
+	ch.putSys(sysSlug(slug), slugRecord{ID: tenant}, 1)
 	ch.putSys(sysWorkspace(tenant), entry, 1)
 	ch.put(kWorkspace, ws, 1)
 	ch.put(kUser(owner.ID), owner, 1)
@@ -323,7 +326,7 @@ func (s *Service) createWorkspace(ctx context.Context, in CreateWorkspaceInput, 
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.router.Platform().Log.Propose(ctx, &ch.cmd)
+	res, err := s.createLog(tenant).Propose(ctx, &ch.cmd)
 	if err != nil {
 		return nil, fmt.Errorf("engine: create workspace: %w", err)
 	}
@@ -440,7 +443,32 @@ func (s *Service) UpdateWorkspace(ctx context.Context, p Principal, in Workspace
 		in.CORSOrigins = &list
 	}
 	log, v := s.tenant(p.Tenant)
-	_, sys := s.sys()
+	// A new slug is claimed on the platform route first, the workspace
+	// record changes on the workspace's route, then the platform's records
+	// follow the record (registry.go).
+	claimed := ""
+	if in.Slug != nil {
+		ws, rec, err := getRecord[workspaceRecord](v, kWorkspace)
+		if err != nil {
+			return nil, err
+		}
+		if in.IfMatch != 0 && in.IfMatch != rec.Version {
+			return nil, errStale
+		}
+		if *in.Slug != ws.Slug {
+			if err := s.claimSlug(ctx, p.Tenant, p.actor(), *in.Slug); err != nil {
+				return nil, err
+			}
+			claimed = *in.Slug
+		}
+	}
+	if err := s.hooks.afterClaim(); err != nil {
+		return nil, err
+	}
+	plan := ""
+	if entry, err := s.workspaceRecord(p.Tenant); err == nil {
+		plan = entry.Plan
+	}
 	var out *Workspace
 	_, err := s.commit(ctx, log, func() (*change, error) {
 		ws, rec, err := getRecord[workspaceRecord](v, kWorkspace)
@@ -450,27 +478,18 @@ func (s *Service) UpdateWorkspace(ctx context.Context, p Principal, in Workspace
 		if in.IfMatch != 0 && in.IfMatch != rec.Version {
 			return nil, errStale
 		}
-		entry, erec, err := getRecord[workspaceEntry](sys, sysWorkspace(p.Tenant))
-		if err != nil {
-			return nil, err
-		}
 		ch := s.newChange(p.Tenant, "workspace.update", p.actor())
 		ch.expect(kWorkspace, rec.Version)
-		ch.expectSys(sysWorkspace(p.Tenant), erec.Version)
 		before := *ws
 		if in.Name != nil {
 			ws.Name = *in.Name
-			entry.Name = *in.Name
 		}
 		if in.Slug != nil && *in.Slug != ws.Slug {
-			if _, err := sys.Get(sysSlug(*in.Slug)); err == nil {
-				return nil, &Error{Code: "slug_taken", Field: "slug", Message: fmt.Sprintf("the workspace slug %q is taken", *in.Slug), Err: ErrConflict}
+			if *in.Slug != claimed {
+				// Renamed to it by someone else meanwhile, then away again.
+				return nil, conflict("write_contention", "the workspace is being changed by others; try again")
 			}
-			ch.expectSys(sysSlug(*in.Slug), 0)
-			ch.putSys(sysSlug(*in.Slug), map[string]string{"id": p.Tenant}, 1)
-			ch.delSys(sysSlug(ws.Slug))
 			ws.Slug = *in.Slug
-			entry.Slug = *in.Slug
 		}
 		if in.Timezone != nil {
 			ws.Timezone = *in.Timezone
@@ -488,12 +507,10 @@ func (s *Service) UpdateWorkspace(ctx context.Context, p Principal, in Workspace
 			ws.IPAllowlist = *in.IPAllowlist
 		}
 		if in.CORSOrigins != nil {
-			indexCORS(ch, p.Tenant, ws.CORSOrigins, *in.CORSOrigins)
 			ws.CORSOrigins = *in.CORSOrigins
 		}
 		ws.UpdatedAt = s.now().UnixMilli()
 		ch.put(kWorkspace, ws, rec.Version+1)
-		ch.putSys(sysWorkspace(p.Tenant), entry, erec.Version+1)
 		diff := map[string][2]any{
 			"name":           {before.Name, ws.Name},
 			"slug":           {before.Slug, ws.Slug},
@@ -512,9 +529,26 @@ func (s *Service) UpdateWorkspace(ctx context.Context, p Principal, in Workspace
 			}
 		}
 		s.audit(ctx, ch, auditInput{Action: "workspace.update", TargetKind: "workspace", TargetID: p.Tenant, Detail: changed})
-		out = ws.view(entry.Plan, rec.Version+1)
+		out = ws.view(plan, rec.Version+1)
 		return ch, nil
 	})
+	if err == nil {
+		if herr := s.hooks.afterUpdate(); herr != nil {
+			return nil, herr
+		}
+	}
+	// The platform follows the record: finish the rename (or release the
+	// claim when the update failed), the registry's name, the CORS index.
+	if rerr := s.reconcileWorkspace(ctx, p.Tenant, claimed); rerr != nil {
+		switch {
+		case err != nil:
+			s.log.Warn("workspace registry sync after a failed update", "workspace", p.Tenant, "err", rerr)
+		case errors.Is(rerr, errSlugLost):
+			return nil, slugTaken("slug", claimed)
+		default:
+			return nil, rerr
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

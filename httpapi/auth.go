@@ -102,6 +102,7 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 	}
 	switch {
 	case need == "operator" && !p.Operator:
+		s.eng.AuditDenied(ctx.Context(), p, "forbidden")
 		s.writeProblem(ctx, newProblem(http.StatusForbidden, "forbidden", "this endpoint is for the platform operator"))
 		return
 	case need == "session" && p.Operator:
@@ -109,10 +110,12 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		return
 	}
 	if unsafeMethod(ctx.Method()) && !p.CanWrite() {
+		s.eng.AuditDenied(ctx.Context(), p, "insufficient_scope")
 		s.writeProblem(ctx, newProblem(http.StatusForbidden, "insufficient_scope", "this API key has the read scope only"))
 		return
 	}
 	if p.MFAEnrolmentOnly && !enrolmentRoute(op.OperationID) {
+		s.eng.AuditDenied(ctx.Context(), p, "mfa_enrolment_required")
 		s.writeProblem(ctx, newProblem(http.StatusForbidden, "mfa_enrolment_required",
 			"Owners and Admins need a second factor: enrol an authenticator app (POST /api/v1/me/mfa/totp) to continue"))
 		return

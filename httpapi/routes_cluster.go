@@ -40,7 +40,11 @@ type NodeOps interface {
 	Promote(ctx context.Context, id uint64) error
 	// RemoveMember removes a member for good; its ID is never reused (leader).
 	RemoveMember(ctx context.Context, id uint64) error
-	// WorkspaceHash hashes a workspace's whole keyspace on this node.
+	// TransferLeader hands the leadership to a voter and returns once it
+	// leads (leader).
+	TransferLeader(ctx context.Context, id uint64) error
+	// WorkspaceHash hashes a workspace's whole keyspace on this node and
+	// reads its audit chain head, at one applied index.
 	WorkspaceHash(ctx context.Context, tenant string) (*WorkspaceHash, error)
 	// OpenBackup pins a consistent snapshot of the whole store that
 	// includes every write acknowledged before the call.
@@ -96,11 +100,14 @@ type ClusterMember struct {
 }
 
 // WorkspaceHash is a SHA-256 over a workspace's keyspace at an applied
-// index; replicas at the same index must agree.
+// index, with the head of its audit chain at the same index; replicas at
+// the same index must agree on both.
 type WorkspaceHash struct {
-	Workspace string `json:"workspace"`
-	Applied   uint64 `json:"applied" doc:"Applied index when the hash was taken; compare hashes taken at equal indexes"`
-	Hash      string `json:"hash"`
+	Workspace     string `json:"workspace"`
+	Applied       uint64 `json:"applied" doc:"Applied index when the hash was taken; compare hashes taken at equal indexes"`
+	Hash          string `json:"hash"`
+	AuditHeadSeq  uint64 `json:"audit_head_seq" doc:"Number of the last audit chain entry (0: none yet)"`
+	AuditHeadHash string `json:"audit_head_hash,omitempty" doc:"Hash of the last audit chain entry"`
 }
 
 // consistency serves TeamFlow-Consistency: linearizable: the request
@@ -217,8 +224,25 @@ func (s *Server) bindCluster() {
 	})
 
 	huma.Register(s.api, huma.Operation{
+		OperationID: "platform-cluster-transfer-leader", Method: http.MethodPost, Path: "/api/v1/platform/cluster/leader", Tags: []string{"Platform"},
+		Summary:     "Hand the leadership to another voter (platform operator; on the leader)",
+		Description: "Returns once the voter leads, within about 20 s (else 503). Writes proposed during the handover are proposed again to the new leader: a delay, not an error.",
+		Security:    operatorSecurity,
+	}, func(ctx context.Context, in *struct {
+		Body struct {
+			ID uint64 `json:"id" minimum:"1" doc:"The voter to lead"`
+		}
+	}) (*struct{ Body *ClusterStatus }, error) {
+		return s.memberChange(ctx, "transfer leadership", in.Body.ID, func(ops NodeOps) error {
+			tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			return ops.TransferLeader(tctx, in.Body.ID)
+		})
+	})
+
+	huma.Register(s.api, huma.Operation{
 		OperationID: "platform-workspace-hash", Method: http.MethodGet, Path: "/api/v1/platform/workspaces/{slug}/hash", Tags: []string{"Platform"},
-		Summary: "SHA-256 of a workspace's keyspace on this node, with the applied index (platform operator; replica checks)", Security: operatorSecurity,
+		Summary: "SHA-256 of a workspace's keyspace and its audit chain head on this node, with the applied index (platform operator; replica checks)", Security: operatorSecurity,
 	}, func(ctx context.Context, in *struct {
 		Slug string `path:"slug" maxLength:"64" doc:"Workspace slug or ID"`
 	}) (*struct{ Body *WorkspaceHash }, error) {

@@ -76,30 +76,16 @@ func (s *Server) bindPlatform(reg *prometheus.Registry) {
 
 	huma.Register(s.api, huma.Operation{
 		OperationID: "platform-read-audit", Method: http.MethodGet, Path: "/api/v1/platform/workspaces/{slug}/audit", Tags: []string{"Platform"},
-		Summary:  "A workspace's whole audit chain, for teamflow audit verify (platform operator; the read is itself audited)",
-		Security: operatorSecurity,
+		Summary:     "A workspace's stored audit chain and retention anchor, for teamflow audit verify (platform operator; the read is itself audited)",
+		Description: "The chained part of each entry only: the personal data kept beside the entries (IPs, user agents, names) is not included.",
+		Security:    operatorSecurity,
 	}, func(ctx context.Context, in *struct {
 		Slug string `path:"slug" maxLength:"64"`
-	}) (*struct {
-		Body struct {
-			Workspace string            `json:"workspace"`
-			Entries   []engine.RawAudit `json:"entries"`
-		}
-	}, error) {
-		tenant, chain, err := s.eng.PlatformReadAudit(ctx, principal(ctx), in.Slug)
+	}) (*struct{ Body *engine.AuditChain }, error) {
+		chain, err := s.eng.PlatformReadAudit(ctx, principal(ctx), in.Slug)
 		if err != nil {
 			return nil, s.fail(ctx, err)
 		}
-		out := &struct {
-			Body struct {
-				Workspace string            `json:"workspace"`
-				Entries   []engine.RawAudit `json:"entries"`
-			}
-		}{}
-		out.Body.Workspace, out.Body.Entries = tenant, chain
-		if out.Body.Entries == nil {
-			out.Body.Entries = []engine.RawAudit{}
-		}
-		return out, nil
+		return &struct{ Body *engine.AuditChain }{Body: chain}, nil
 	})
 }

@@ -371,6 +371,24 @@ func (s *Server) bindSecurity() {
 	})
 
 	huma.Register(s.api, huma.Operation{
+		OperationID: "erase-audit-personal-data", Method: http.MethodPost, Path: "/api/v1/audit/erasures", Tags: []string{"Workspace"},
+		Summary: "Erase a member's personal data from the audit trail (Owners and Admins)",
+		Description: "For a GDPR erasure request: deletes the IPs, user agents and names kept beside the entries about the member. " +
+			"The entries stay, naming the member by account ID only, and the chain still verifies. The erasure is itself recorded.",
+		Security: sessionSecurity,
+	}, func(ctx context.Context, in *struct {
+		Body struct {
+			MemberID string `json:"member_id" maxLength:"36" doc:"The member's account ID"`
+		}
+	}) (*struct{ Body *engine.AuditErasure }, error) {
+		res, err := s.eng.AnonymiseAudit(ctx, principal(ctx), in.Body.MemberID)
+		if err != nil {
+			return nil, s.fail(ctx, err)
+		}
+		return &struct{ Body *engine.AuditErasure }{Body: res}, nil
+	})
+
+	huma.Register(s.api, huma.Operation{
 		OperationID: "regenerate-recovery-codes", Method: http.MethodPost, Path: "/api/v1/me/mfa/recovery-codes", Tags: []string{"Auth"},
 		Summary:     "Replace your recovery codes (a current code, or your password)",
 		Description: "The old codes stop working; the new ones are shown once. Wrong passwords and codes count toward the sign-in pause.",
@@ -416,7 +434,7 @@ func (s *Server) bindSecurity() {
 	})
 }
 
-var auditCSVHeader = []string{"seq", "at", "action", "outcome", "actor", "target_kind", "target_id", "ip", "request_id", "detail", "hash"}
+var auditCSVHeader = []string{"seq", "at", "action", "outcome", "actor", "target_kind", "target_id", "ip", "user_agent", "request_id", "detail", "personal_data_erased", "hash"}
 
 // writeAuditExport writes the entries as CSV or as one JSON array, flushing
 // as it goes so a long trail streams.
@@ -443,7 +461,7 @@ func writeAuditExport(w io.Writer, format string, each func(func(*engine.AuditEn
 			}
 			n++
 			if err := cw.Write([]string{strconv.FormatUint(e.Seq, 10), e.At.UTC().Format(time.RFC3339Nano), csvSafe(e.Action), e.Outcome, csvSafe(e.Actor),
-				csvSafe(e.TargetKind), csvSafe(e.TargetID), csvSafe(e.IP), csvSafe(e.RequestID), csvSafe(detail), e.Hash}); err != nil {
+				csvSafe(e.TargetKind), csvSafe(e.TargetID), csvSafe(e.IP), csvSafe(e.UserAgent), csvSafe(e.RequestID), csvSafe(detail), strconv.FormatBool(e.Erased), e.Hash}); err != nil {
 				return err
 			}
 			if n%500 == 0 {

@@ -82,12 +82,12 @@ func totpAt(t *testing.T, secret string, at time.Time) string {
 // auditActions reads the workspace's chain and returns its entries.
 func auditEntries(t *testing.T, env *apitest.Env, ws string) []engine.AuditEntry {
 	t.Helper()
-	raw, err := env.Service.ReadAudit(ws)
+	chain, err := env.Service.ReadAudit(ws)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make([]engine.AuditEntry, 0, len(raw))
-	for _, r := range raw {
+	out := make([]engine.AuditEntry, 0, len(chain.Entries))
+	for _, r := range chain.Entries {
 		var e engine.AuditEntry
 		if err := json.Unmarshal(r.Payload, &e); err != nil {
 			t.Fatal(err)
@@ -280,10 +280,11 @@ func TestAuditQueryExportAndVerify(t *testing.T) {
 	if v := verify(); !v.OK || v.Entries < len(walked) {
 		t.Fatalf("untouched chain: %+v", v)
 	}
-	raw, err := env.Service.ReadAudit(a.ID)
+	chain, err := env.Service.ReadAudit(a.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
+	raw := chain.Entries
 	victim := raw[4]
 	storeEntry := func(e engine.RawAudit, payload []byte) {
 		t.Helper()
@@ -298,7 +299,7 @@ func TestAuditQueryExportAndVerify(t *testing.T) {
 		}
 	}
 	storeEntry(victim, []byte(strings.Replace(string(victim.Payload), `"action":"`, `"action":"forged.`, 1)))
-	if again, _ := env.Service.ReadAudit(a.ID); string(again[4].Payload) == string(victim.Payload) {
+	if again, _ := env.Service.ReadAudit(a.ID); string(again.Entries[4].Payload) == string(victim.Payload) {
 		t.Fatal("the tampering did not reach the store")
 	}
 	if v := verify(); v.OK || v.FirstBad != victim.Seq || v.Problem == "" {
@@ -634,8 +635,15 @@ func TestIPAllowlist(t *testing.T) {
 	if r := env.Do("POST", "/api/v1/auth/login", "", login, inside...); r.Status != http.StatusOK {
 		t.Fatalf("sign-in from inside: %d %s", r.Status, r.Body)
 	}
-	if n := countAction(auditEntries(t, env, a.ID), "auth.ip_refused", nil); n != 2 {
-		t.Fatalf("%d refusals audited, want 2 (one per credential)", n)
+	// One per credential, and the sign-in from outside (in the workspace
+	// it named, like any failed sign-in to it).
+	if n := countAction(auditEntries(t, env, a.ID), "auth.ip_refused", nil); n != 3 {
+		t.Fatalf("%d refusals audited, want 3 (one per credential, one for the sign-in)", n)
+	}
+	if n := countAction(auditEntries(t, env, a.ID), "auth.ip_refused", func(e engine.AuditEntry) bool {
+		return e.Detail["during"] == "sign-in" && e.TargetID == a.OwnerID && e.Actor == "anonymous"
+	}); n != 1 {
+		t.Fatalf("the sign-in from outside: %d entries naming the account", n)
 	}
 	// Downgraded: the list stays but is not enforced.
 	setPlan(t, env, "acme", "professional")
@@ -716,4 +724,29 @@ func TestCORSPerWorkspace(t *testing.T) {
 	if r := pre("https://app.alpha.test"); r.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Fatalf("preflight after removal: %v", r.Header)
 	}
+}
+
+// TestRenameSignsInByTheNewSlug: a slug change answers once the platform
+// follows it (the engine claims the slug on the platform, changes the
+// workspace record on its own route, then finalizes): sign-in by the new
+// slug works at once, the old one is free, a taken slug is a 409.
+func TestRenameSignsInByTheNewSlug(t *testing.T) {
+	env := apitest.New(t, engine.ModeCloud)
+	a := env.Signup("alpha", "Alpha", "owner@alpha.test")
+	env.Signup("beta", "Beta", "owner@beta.test")
+	wantProblem(t, env.Do("PATCH", "/api/v1/workspace", a.Token, map[string]any{"slug": "beta"}), 409, "slug_taken", "a taken slug")
+	r := env.Do("PATCH", "/api/v1/workspace", a.Token, map[string]any{"slug": "alpha-two", "name": "Alpha Two"})
+	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"slug":"alpha-two"`) {
+		t.Fatalf("rename: %d %s", r.Status, r.Body)
+	}
+	login := func(slug string) int {
+		return env.Do("POST", "/api/v1/auth/login", "", map[string]any{"workspace": slug, "email": "owner@alpha.test", "password": "password-alpha"}).Status
+	}
+	if s := login("alpha-two"); s != http.StatusOK {
+		t.Fatalf("sign-in by the new slug: %d", s)
+	}
+	if s := login("alpha"); s == http.StatusOK {
+		t.Fatal("sign-in by the old slug")
+	}
+	env.Signup("alpha", "Alpha Again", "owner@alpha-again.test") // the old slug is free
 }

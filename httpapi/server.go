@@ -197,13 +197,33 @@ func (s *Server) registerMetrics(reg *prometheus.Registry) {
 	s.panics = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "teamflow_http_panics_total", Help: "Handler panics recovered (each answered 500 without detail).",
 	})
-	for _, c := range []prometheus.Collector{s.reqs, s.lat, s.panics} {
+	cs := []prometheus.Collector{s.reqs, s.lat, s.panics}
+	if s.eng != nil {
+		cs = append(cs, refusalCollector{s.eng})
+	}
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
 				panic(err)
 			}
 		}
+	}
+}
+
+var refusalDesc = prometheus.NewDesc("teamflow_auth_refused_unaudited_total",
+	"Refused credentials that left no audit entry because they name no workspace's record (malformed, unknown workspace, a token never issued), by purpose and reason; logged one line each.",
+	[]string{"purpose", "reason"}, nil)
+
+// refusalCollector exports the engine's counts of refused credentials that
+// have no workspace trail to go into (engine/refusals.go).
+type refusalCollector struct{ eng *engine.Service }
+
+func (c refusalCollector) Describe(ch chan<- *prometheus.Desc) { ch <- refusalDesc }
+
+func (c refusalCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, r := range c.eng.UnauditedRefusals() {
+		ch <- prometheus.MustNewConstMetric(refusalDesc, prometheus.CounterValue, float64(r.Count), r.Purpose, r.Reason)
 	}
 }
 
@@ -235,7 +255,7 @@ func (s *Server) requestID(c *gin.Context) {
 		c.Header("Strict-Transport-Security", "max-age=31536000")
 	}
 	ctx := context.WithValue(c.Request.Context(), keyRequestID, id)
-	ctx = engine.WithRequestInfo(ctx, engine.RequestInfo{ID: id, IP: c.ClientIP(), UserAgent: c.Request.UserAgent()})
+	ctx = engine.WithRequestInfo(ctx, engine.RequestInfo{ID: id, IP: c.ClientIP(), UserAgent: c.Request.UserAgent(), Route: c.Request.Method + " " + c.FullPath()})
 	c.Request = c.Request.WithContext(ctx)
 	c.Next()
 }
@@ -377,6 +397,11 @@ func (s *Server) fail(ctx context.Context, err error) error {
 	var p *Problem
 	if errors.As(mapped, &p) {
 		p.RequestID = requestIDFrom(ctx)
+		if p.Status == http.StatusForbidden {
+			// A refused request of a signed-in principal is a security
+			// event (the engine keeps only role, scope and plan refusals).
+			s.eng.AuditDenied(ctx, principal(ctx), p.Code)
+		}
 		return mapped // may carry headers (Retry-After)
 	}
 	s.log.Error("request failed", "request_id", requestIDFrom(ctx), "err", err.Error())

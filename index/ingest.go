@@ -87,11 +87,17 @@ func (ix *Index) kickLocked(t *tenant) {
 	go ix.work(t)
 }
 
+const (
+	lingerBatch = 2048
+	lingerFor   = 100 * time.Millisecond
+)
+
 // work is a tenant's worker: it runs while the tenant has queued commands
 // or owed work, then exits.
 func (ix *Index) work(t *tenant) {
 	defer ix.workers.Done()
 	backoff := 100 * time.Millisecond
+	lingered := false
 	for {
 		ix.mu.Lock()
 		if (len(t.queue) == 0 && t.flags == 0) || (ix.stopping.Load() && len(t.queue) == 0) {
@@ -100,6 +106,14 @@ func (ix *Index) work(t *tenant) {
 			ix.mu.Unlock()
 			return
 		}
+		if len(t.queue) < lingerBatch && t.flags == 0 && !ix.stopping.Load() && !lingered {
+			// A few commands: let more arrive first (see lingerFor).
+			lingered = true
+			ix.mu.Unlock()
+			time.Sleep(lingerFor)
+			continue
+		}
+		lingered = false
 		entries, flags := t.queue, t.flags
 		t.queue, t.flags = nil, 0
 		t.inflight = true

@@ -13,7 +13,7 @@ import (
 
 // formatVersion names the mapping and document layout. An index written
 // with another version is rebuilt when it is opened.
-const formatVersion = 4
+const formatVersion = 5
 
 // textAnalyzer splits on Unicode word boundaries, then lower-cases and
 // folds accents token by token (so token offsets stay those of the
@@ -60,7 +60,8 @@ func init() {
 //	tags        keyword   lower-cased tags
 //	author      keyword   comment author
 //	due         keyword   normalised due date (YYYY-MM-DD or UTC RFC 3339), compared as strings
-//	updated     number    updated_at in unix ms (stored: rerank; indexed: recency windows)
+//	updated     number    updated_at in unix ms (stored only: rerank)
+//	day         keyword   updated_at's UTC day, zero padded (recency windows)
 //	recent      keyword   zero-padded updated_at and the document ID (doc values: newest-first order)
 //	ver         keyword   record version (doc values: reconcile and verify)
 func newMapping() (*mapping.IndexMappingImpl, error) {
@@ -114,9 +115,11 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 	dm.AddFieldMappingsAt("due", kw(false, false))
 	upd := mapping.NewNumericFieldMapping()
 	upd.Store = true
+	upd.Index = false
 	upd.DocValues = false
 	upd.IncludeInAll = false
 	dm.AddFieldMappingsAt("updated", upd)
+	dm.AddFieldMappingsAt("day", kw(false, false))
 	dm.AddFieldMappingsAt("recent", kw(false, true))
 	dm.AddFieldMappingsAt("ver", kw(false, true))
 	// No composite _all field: every query names its fields.

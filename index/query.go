@@ -60,12 +60,10 @@ func (q *rangeFilter) Searcher(ctx context.Context, r index.IndexReader, _ mappi
 	return searcher.NewTermRangeSearcher(ctx, r, lo, hi, &minIn, &maxIn, q.field, 0, unscored)
 }
 
-// sinceFilter matches documents updated at or after a time (unix ms).
-type sinceFilter struct{ ms float64 }
-
-func (q *sinceFilter) Searcher(ctx context.Context, r index.IndexReader, _ mapping.IndexMapping, _ search.SearcherOptions) (search.Searcher, error) {
-	in := true
-	return searcher.NewNumericRangeSearcher(ctx, r, &q.ms, nil, &in, nil, "updated", 0, unscored)
+// sinceFilter matches documents updated on or after the UTC day of a time
+// (unix ms): a recency window is a whole number of days, give or take one.
+func sinceFilter(ms int64) query.Query {
+	return &rangeFilter{field: "day", min: dayKey(ms), minIn: true}
 }
 
 // scopedQuery is the whole query of a search: the clauses, restricted to

@@ -310,7 +310,7 @@ func searchRecent(ctx context.Context, h *handle, p plan, offset, limit int, now
 	for _, w := range windows {
 		sq := p.scoped()
 		if w > 0 {
-			sq.must = append(slices.Clone(sq.must), &sinceFilter{ms: float64(now.Add(-w).UnixMilli())})
+			sq.must = append(slices.Clone(sq.must), sinceFilter(now.Add(-w).UnixMilli()))
 		}
 		req := bleve.NewSearchRequestOptions(sq, need, 0, false)
 		req.Score = "none"

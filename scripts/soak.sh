@@ -12,6 +12,10 @@ echo "== F1 HTTP fuzz, 10,000 requests per route"
 F1_PER_ROUTE=10000 go test -count=1 -timeout 4h -run TestHTTPFuzzPerRoute -v ./httpapi/ | grep -E "FIGURE|^(ok|FAIL)"
 echo "== R1 cluster faults, 20 minutes of the soak pattern"
 R1_SOAK=1 R1_DURATION=20m go test -count=1 -p 1 -tags e2e -timeout 4h -run TestR1 -v ./cmd/teamflow/ | grep -E "FIGURE|^(ok|FAIL)"
+echo "== R2 network partitions (netns, as root), 20 minutes of the soak pattern"
+R2_SOAK=1 R2_DURATION=20m go test -count=1 -p 1 -tags e2e -timeout 4h -run TestR2 -v ./cmd/teamflow/ | grep -E "FIGURE|SKIP|^(ok|FAIL)"
+echo "== R2 with five nodes (adds the bridge nemesis), 20 minutes of the soak pattern"
+R2_NODES=5 R2_SOAK=1 R2_DURATION=20m go test -count=1 -p 1 -tags e2e -timeout 4h -run TestR2 -v ./cmd/teamflow/ | grep -E "FIGURE|SKIP|^(ok|FAIL)"
 echo "== native fuzz targets, 10 minutes each"
 for t in storage:FuzzTenantKey storage:FuzzCommandCodec storage:FuzzRecordDecode engine:FuzzMarkdownSanitize engine:FuzzPositionBetween httpapi:FuzzDecodeRequest; do
   pkg=${t%%:*}; fn=${t#*:}

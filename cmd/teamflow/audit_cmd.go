@@ -23,13 +23,11 @@ func auditCmd() *cobra.Command {
 		Long: "Reads the workspace's whole chain from the server (the read is itself audited) and checks that\n" +
 			"every entry links to the one before. With --anchors (the file written by --audit-export) it also\n" +
 			"checks that every exported head is still in the chain: that is what catches a truncated tail or a\n" +
-			"wholesale rewrite, which no chain can reveal on its own.",
+			"wholesale rewrite, which no chain can reveal on its own. After retention pruning the chain is checked from the\n" +
+			"anchor the prune left; exported heads older than the anchor can no longer be compared.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var resp struct {
-				Workspace string            `json:"workspace"`
-				Entries   []engine.RawAudit `json:"entries"`
-			}
+			var resp engine.AuditChain
 			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/platform/workspaces/"+args[0]+"/audit", nil, &resp); err != nil {
 				return err
 			}
@@ -54,10 +52,16 @@ func auditCmd() *cobra.Command {
 					return err
 				}
 			}
-			if err := engine.VerifyAudit(resp.Entries, heads); err != nil {
-				return fmt.Errorf("workspace %s: %w", args[0], err)
+			if bad, err := engine.FirstBadAudit(&resp, heads); err != nil {
+				return fmt.Errorf("workspace %s: first bad entry %d: %w", args[0], bad, err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "workspace %s: %d audit entries verified, %d exported heads match\n", args[0], len(resp.Entries), len(heads))
+			from := "its first entry"
+			if resp.Anchor != nil {
+				// Heads exported before a retention prune name entries that
+				// are gone; only the anchor and later ones can be compared.
+				from = fmt.Sprintf("the retention anchor at %d", resp.Anchor.Seq)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "workspace %s: %d audit entries verified from %s, %d exported heads checked\n", args[0], len(resp.Entries), from, len(heads))
 			return nil
 		},
 	}

@@ -38,6 +38,7 @@ func benchCmd() *cobra.Command {
 	f.IntVar(&o.listClients, "list-clients", 0, "concurrent clients of the list phase (default: --clients)")
 	f.IntVar(&o.tasks, "tasks", 100_000, "tasks to create (the create phase) before the read and update phases")
 	f.DurationVar(&o.duration, "duration", 20*time.Second, "length of the list and update phases")
+	f.Float64Var(&o.rate, "rate", 0, "offer this many requests a second in every phase, whatever the answers' speed (open loop; latency counts from each request's scheduled start); 0: each client sends its next request when the last is answered")
 	f.StringVar(&o.workspace, "workspace", "", "sign in to this workspace slug instead of signing up a new one")
 	f.StringVar(&o.email, "email", "", "email for --workspace")
 	f.StringVar(&o.password, "password", "", "password for --workspace")
@@ -49,6 +50,7 @@ type benchOpts struct {
 	server, workspace, email, password string
 	clients, listClients, tasks        int
 	duration                           time.Duration
+	rate                               float64
 	jsonOut                            bool
 }
 
@@ -134,7 +136,7 @@ func runBench(ctx context.Context, o benchOpts, out io.Writer) error {
 	var ids []string
 	var idsMu sync.Mutex
 	var created atomic.Int64
-	create := runPhase(ctx, "task create", o.clients, 0, func(ctx context.Context, w int) (bool, error) {
+	create := runPhase(ctx, "task create", o.clients, 0, o.rate, func(ctx context.Context, w int) (bool, error) {
 		n := created.Add(1)
 		if n > int64(o.tasks) {
 			return false, nil
@@ -160,7 +162,7 @@ func runBench(ctx context.Context, o benchOpts, out io.Writer) error {
 	if o.listClients == 0 {
 		o.listClients = o.clients
 	}
-	list := runPhase(ctx, fmt.Sprintf("task list (50), %d cl.", o.listClients), o.listClients, o.duration, func(ctx context.Context, w int) (bool, error) {
+	list := runPhase(ctx, fmt.Sprintf("task list (50), %d cl.", o.listClients), o.listClients, o.duration, o.rate, func(ctx context.Context, w int) (bool, error) {
 		path := "/api/v1/projects/" + proj.ID + "/tasks?limit=50"
 		if s := sorts[rand.IntN(len(sorts))]; s != "" {
 			path += "&sort=" + s
@@ -175,7 +177,7 @@ func runBench(ctx context.Context, o benchOpts, out io.Writer) error {
 		return true, err
 	})
 	var updated atomic.Int64
-	update := runPhase(ctx, "task update", o.clients, o.duration, func(ctx context.Context, w int) (bool, error) {
+	update := runPhase(ctx, "task update", o.clients, o.duration, o.rate, func(ctx context.Context, w int) (bool, error) {
 		id := ids[rand.IntN(len(ids))]
 		n := updated.Add(1)
 		_, err := c.call(ctx, http.MethodPatch, "/api/v1/tasks/"+id, map[string]any{
@@ -193,7 +195,11 @@ func runBench(ctx context.Context, o benchOpts, out io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(results)
 	}
-	fmt.Fprintf(out, "workspace of %d tasks, %d clients\n", len(ids), o.clients)
+	fmt.Fprintf(out, "workspace of %d tasks, %d clients", len(ids), o.clients)
+	if o.rate > 0 {
+		fmt.Fprintf(out, ", %.0f requests/s offered", o.rate)
+	}
+	fmt.Fprintln(out)
 	fmt.Fprintf(out, "%-24s %8s %7s %10s %8s %8s %8s %8s\n", "phase", "ops", "errors", "ops/s", "p50 ms", "p95 ms", "p99 ms", "max ms")
 	for _, r := range results {
 		fmt.Fprintf(out, "%-24s %8d %7d %10.0f %8.2f %8.2f %8.2f %8.2f\n", r.Phase, r.Ops, r.Errors, r.Throughput, r.P50ms, r.P95ms, r.P99ms, r.MaxMs)
@@ -202,8 +208,13 @@ func runBench(ctx context.Context, o benchOpts, out io.Writer) error {
 }
 
 // runPhase runs op on clients goroutines until it returns false or the
-// duration (if set) ends, recording each call's latency.
-func runPhase(ctx context.Context, name string, clients int, d time.Duration, op func(context.Context, int) (bool, error)) benchResult {
+// duration (if set) ends, recording each call's latency. With a rate, the
+// calls are scheduled at that rate and each client takes the next slot:
+// a call's latency counts from its slot, so a server that falls behind
+// shows it in the percentiles instead of slowing the load down (the
+// coordinated omission of closed-loop tools). The clients then bound the
+// calls in flight, so give enough of them for the rate.
+func runPhase(ctx context.Context, name string, clients int, d time.Duration, rate float64, op func(context.Context, int) (bool, error)) benchResult {
 	if d > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)
@@ -214,6 +225,7 @@ func runPhase(ctx context.Context, name string, clients int, d time.Duration, op
 	var errs atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
+	var slots atomic.Int64
 	start := time.Now()
 	for w := range clients {
 		wg.Add(1)
@@ -222,6 +234,10 @@ func runPhase(ctx context.Context, name string, clients int, d time.Duration, op
 			local := make([]time.Duration, 0, 4096)
 			for ctx.Err() == nil {
 				t0 := time.Now()
+				if rate > 0 {
+					t0 = start.Add(time.Duration(float64(slots.Add(1)-1) / rate * float64(time.Second)))
+					time.Sleep(time.Until(t0))
+				}
 				more, err := op(ctx, w)
 				if !more {
 					break

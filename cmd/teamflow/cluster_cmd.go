@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -29,7 +30,7 @@ func clusterCmd() *cobra.Command {
 		Use:   "cluster",
 		Short: "Set up and manage a raft cluster of teamflow nodes",
 		Long: "A cluster is three or five `teamflow serve --node-id N --peers ...` processes (docs/CLUSTER.md).\n" +
-			"certs makes the mutual-TLS certificates; status, join and leave talk to running nodes\n" +
+			"certs makes the mutual-TLS certificates; status, join, leave and transfer-leader talk to running nodes\n" +
 			"(--server, one URL or several comma-separated) with the platform operator's token.",
 	}
 	cmd.AddCommand(certsCmd())
@@ -125,9 +126,14 @@ func clusterCmd() *cobra.Command {
 					return nil
 				}
 				if status == http.StatusConflict && code == "not_member" {
-					// Not a learner: already promoted (a repeated join).
-					fmt.Fprintf(out, "Node %d is a voter.\n", id)
-					return nil
+					// Not a learner: already promoted (a repeated join), or
+					// removed meanwhile (its join abandoned).
+					st, serr := c.status(ctx, leader)
+					if serr == nil && slices.ContainsFunc(st.Members, func(m httpapi.ClusterMember) bool { return m.ID == id && !m.Learner }) {
+						fmt.Fprintf(out, "Node %d is a voter.\n", id)
+						return nil
+					}
+					return fmt.Errorf("node %d is no longer a learner and not a voter (removed while joining?): %w", id, err)
 				}
 				if status == http.StatusConflict && code == "learner_behind" || status == http.StatusServiceUnavailable {
 					fmt.Fprintf(out, "Node %d is still catching up...\n", id)
@@ -165,6 +171,30 @@ func clusterCmd() *cobra.Command {
 			return nil
 		},
 	})
+	var to uint64
+	transfer := &cobra.Command{
+		Use:   "transfer-leader --to <id>",
+		Short: "Hand the leadership to another voter (before stopping or removing the leader)",
+		Long: "Asks the leader to hand over to voter --to (raft's leader transfer: the voter is brought up to\n" +
+			"date and campaigns at once) and waits until it leads. Writes during the handover are delayed, not lost.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if to == 0 {
+				return errors.New("--to: the ID of the voter to lead")
+			}
+			leader, err := c.findLeader(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if _, _, err := c.call(cmd.Context(), leader, http.MethodPost, "/api/v1/platform/cluster/leader", map[string]any{"id": to}, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Node %d is the leader.\n", to)
+			return nil
+		},
+	}
+	transfer.Flags().Uint64Var(&to, "to", 0, "ID of the voter to lead")
+	cmd.AddCommand(transfer)
 	return cmd
 }
 

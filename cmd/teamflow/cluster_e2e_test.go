@@ -34,6 +34,7 @@ type cnode struct {
 	id       uint64
 	dir      string
 	raftAddr string
+	netns    string // network namespace the process runs in (R2); "" for the root one
 
 	mu  sync.Mutex
 	srv *server // nil while down
@@ -93,6 +94,14 @@ func newCluster(t *testing.T, size int, extra ...string) *tcluster {
 			t.Fatal(err)
 		}
 	}
+	c.awaitStarted(t)
+	return c
+}
+
+// awaitStarted waits for every node to be ready and reads the operator
+// token the bootstrapping node wrote.
+func (c *tcluster) awaitStarted(t *testing.T) {
+	t.Helper()
 	for _, n := range c.nodes {
 		c.waitReady(n, 60*time.Second)
 	}
@@ -105,7 +114,6 @@ func newCluster(t *testing.T, size int, extra ...string) *tcluster {
 		}
 		return false
 	}, "operator token written by one node")
-	return c
 }
 
 // launch starts node n's process (restarts reuse its data directory and
@@ -116,6 +124,9 @@ func (c *tcluster) launch(n *cnode, args ...string) error {
 	all = append(all, args...)
 	s := &server{t: c.t, Data: n.dir, exited: make(chan error, 1)}
 	s.cmd = exec.Command(binary, all...)
+	if n.netns != "" { // `ip netns exec` execs the binary: the PID is the node's
+		s.cmd = exec.Command("ip", append([]string{"netns", "exec", n.netns, binary}, all...)...)
+	}
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -214,6 +225,7 @@ type nodeStatus struct {
 		ID      uint64 `json:"id"`
 		Learner bool   `json:"learner"`
 	} `json:"members"`
+	Removed []uint64 `json:"removed"`
 }
 
 // op is one operator call; it returns the status and the body.
@@ -268,49 +280,20 @@ func (c *tcluster) leader(d time.Duration) (*cnode, *nodeStatus) {
 	return nil, nil
 }
 
-// converge waits until every node has applied the leader's commit index
-// and returns each node's hash of the workspace, taken at equal indexes.
+// converge is convergeState with the workspace hashes alone.
 func (c *tcluster) converge(workspaces []string, d time.Duration) (map[string]map[uint64]string, error) {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		_, lst := c.leader(d)
-		ok := true
-		for _, n := range c.nodes {
-			st, err := c.status(n)
-			if err != nil || st.Applied != lst.Commit || st.Applied != st.Commit {
-				ok = false
-			}
-		}
-		if !ok {
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		out := map[string]map[uint64]string{}
-		applied := map[uint64]bool{}
-		for _, ws := range workspaces {
-			out[ws] = map[uint64]string{}
-			for _, n := range c.nodes {
-				var h struct {
-					Applied uint64 `json:"applied"`
-					Hash    string `json:"hash"`
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				_, err := c.op(ctx, n, http.MethodGet, "/api/v1/platform/workspaces/"+ws+"/hash", &h)
-				cancel()
-				if err != nil {
-					ok = false
-					break
-				}
-				out[ws][n.id] = h.Hash
-				applied[h.Applied] = true
-			}
-		}
-		if ok && len(applied) == 1 {
-			return out, nil
-		}
-		time.Sleep(100 * time.Millisecond)
+	states, err := c.convergeState(workspaces, d)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("the nodes did not converge on one applied index within %s", d)
+	out := map[string]map[uint64]string{}
+	for ws, byNode := range states {
+		out[ws] = map[uint64]string{}
+		for id, h := range byNode {
+			out[ws][id] = h.Hash
+		}
+	}
+	return out, nil
 }
 
 // call is one API request of a test client: status, headers and body, or

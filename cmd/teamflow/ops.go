@@ -97,17 +97,30 @@ func (s state) RemoveMember(ctx context.Context, id uint64) error {
 	return s.clusterErr(s.n.raft.Remove(ctx, id))
 }
 
+func (s state) TransferLeader(ctx context.Context, id uint64) error {
+	if s.n.raft == nil {
+		return errNotClustered
+	}
+	return s.clusterErr(s.n.raft.TransferLeadership(ctx, id))
+}
+
 func (s state) WorkspaceHash(_ context.Context, tenant string) (*httpapi.WorkspaceHash, error) {
-	// The applied index is read on both sides of the hash; equal values
-	// mean no entry applied meanwhile, so the hash is the state at it.
+	// The applied index is read on both sides of the hash and the audit
+	// head; equal values mean no entry applied meanwhile, so both are the
+	// state at it.
 	for {
 		before := s.n.store.AppliedIndex()
 		h, err := s.n.store.TenantHash(tenant)
 		if err != nil {
 			return nil, err
 		}
+		head, _, err := s.n.eng.AuditHead(tenant)
+		if err != nil {
+			return nil, err
+		}
 		if after := s.n.store.AppliedIndex(); after == before {
-			return &httpapi.WorkspaceHash{Workspace: tenant, Applied: before, Hash: httpapi.HexHash(h)}, nil
+			return &httpapi.WorkspaceHash{Workspace: tenant, Applied: before, Hash: httpapi.HexHash(h),
+				AuditHeadSeq: head.Seq, AuditHeadHash: head.Hash}, nil
 		}
 	}
 }

@@ -51,17 +51,26 @@ func New(t testing.TB, cfg engine.Config) *Env { return NewWithMailer(t, cfg, ni
 
 // NewWithMailer is New with outbox mail delivered by m (nil: no mail).
 func NewWithMailer(t testing.TB, cfg engine.Config, m engine.Mailer) *Env {
-	return newEnv(t, cfg, engine.Deps{Mailer: m})
+	return newEnv(t, cfg, engine.Deps{Mailer: m}, nil)
+}
+
+// NewWithRouter is NewWithMailer with the engine's Router built by route
+// from the shared route (tests that watch what goes to which route).
+func NewWithRouter(t testing.TB, cfg engine.Config, m engine.Mailer, route func(engine.Route) engine.Router) *Env {
+	return newEnv(t, cfg, engine.Deps{Mailer: m}, route)
 }
 
 // NewWithSummarizer is New with status updates written by sum.
 func NewWithSummarizer(t testing.TB, cfg engine.Config, sum engine.Summarizer) *Env {
-	return newEnv(t, cfg, engine.Deps{Summarizer: sum})
+	return newEnv(t, cfg, engine.Deps{Summarizer: sum}, nil)
 }
 
-func newEnv(t testing.TB, cfg engine.Config, deps engine.Deps) *Env {
+func newEnv(t testing.TB, cfg engine.Config, deps engine.Deps, route func(engine.Route) engine.Router) *Env {
 	t.Helper()
-	st, err := storage.Open(t.TempDir(), storage.Options{})
+	// A block cache no larger than Pebble's memtable reservation keeps no
+	// blocks: tests that measure the heap (attachments) see the product's
+	// own allocations, not cached blocks (on the Go heap without cgo).
+	st, err := storage.Open(t.TempDir(), storage.Options{CacheSize: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +84,9 @@ func newEnv(t testing.TB, cfg engine.Config, deps engine.Deps) *Env {
 	}
 	clock := NewClock(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC))
 	deps.Router = engine.SharedRouter{Route: engine.Route{Log: lg, Store: st}}
+	if route != nil {
+		deps.Router = route(engine.Route{Log: lg, Store: st})
+	}
 	deps.Clock = clock
 	svc := engine.New(deps, cfg)
 	return &Env{Service: svc, Store: st, Log: lg, Clock: clock}

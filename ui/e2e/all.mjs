@@ -1,6 +1,9 @@
 // `npm run e2e`: the UI's browser tests one after the other (each starts its
-// own server and browser): run.mjs (the product story) and security.mjs
-// (account security). Prints their output and one closing count.
+// own server and browser): run.mjs (the product story), security.mjs
+// (account security), collab.mjs (live collaboration) and files.mjs
+// (attachments, recorded messages, security settings). Prints their output
+// and one closing count. `node e2e/all.mjs files` runs only the suites whose
+// file name starts with an argument.
 
 import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
@@ -8,7 +11,7 @@ import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const only = process.argv.slice(2);
-const suites = ["run.mjs", "security.mjs", "collab.mjs"].filter((f) => only.length === 0 || only.some((o) => f.startsWith(o)));
+const suites = ["run.mjs", "security.mjs", "collab.mjs", "files.mjs"].filter((f) => only.length === 0 || only.some((o) => f.startsWith(o)));
 const t0 = Date.now();
 const total = { passed: 0, failed: 0, skipped: 0 };
 let code = 0;

@@ -94,11 +94,17 @@ export const CHROMIUM_ARGS = [
   "--disable-dev-shm-usage",
 ];
 
+/**
+ * A fake camera and microphone (a test pattern and a beep) that getUserMedia
+ * may use without asking: for recording messages in files.mjs.
+ */
+export const FAKE_MEDIA_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"];
+
 /** Headless Debian chromium; playwright gives each launch a fresh temporary profile (user-data-dir). */
-export async function launchBrowser() {
+export async function launchBrowser({ media = false } = {}) {
   const executablePath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
   if (!existsSync(executablePath)) throw new Error(`${executablePath} not found: run scripts/install-test-deps.sh (apt-get install chromium)`);
-  return chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
+  return chromium.launch({ executablePath, headless: true, args: media ? [...CHROMIUM_ARGS, ...FAKE_MEDIA_ARGS] : CHROMIUM_ARGS, timeout: 30_000 });
 }
 
 const axeSource = () => readFileSync(join(UI_DIR, "node_modules/axe-core/axe.min.js"), "utf8");

@@ -1,6 +1,5 @@
 // Capabilities that arrived with later API work. An entry that is off hides
-// its nav entry and screen (no placeholder screens); all but attachments are
-// on now.
+// its nav entry and screen (no placeholder screens); all are on now.
 //
 // - search:        GET /api/v1/search (+ saved filters)      → nav "Search", route /search
 // - notifications: GET /api/v1/notifications                 → nav "Inbox", route /inbox, unread badge in the top bar
@@ -15,7 +14,7 @@ export const features = {
   realtime: true,
   mfa: true,
   magicLink: true,
-  attachments: false,
+  attachments: true,
 } as const;
 
 export type Feature = keyof typeof features;

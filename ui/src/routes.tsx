@@ -67,6 +67,7 @@ export function preloadRoute(path: string, qc: QueryClient): void {
     const id = decodeURIComponent(m[1]);
     void TaskDetail.preload();
     void import("./components/RichEditor");
+    void import("./components/Attachments");
     void qc.prefetchQuery({ queryKey: keys.task(id), queryFn: () => api<Task>(`/tasks/${encodeURIComponent(id)}`) });
     return;
   }

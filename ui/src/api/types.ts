@@ -30,6 +30,10 @@ export interface Workspace {
   plan: string;
   /** Days Owners and Admins may work without a second factor (0: at once). */
   mfa_grace_days?: number;
+  /** Networks (CIDRs) sign-in and API access may come from; empty: anywhere. Enforced on plans with IP allowlisting. */
+  ip_allowlist?: string[];
+  /** Web origins whose pages may call the API with this workspace's bearer tokens or API keys. */
+  cors_origins?: string[];
   created_at: string;
   updated_at: string;
   version: number;
@@ -68,6 +72,8 @@ export interface Me extends Member {
   /** False until the address is confirmed (always true where the server sends no mail). */
   email_verified?: boolean;
   mfa_enabled?: boolean;
+  /** How many unused recovery codes are left (with a second factor on). */
+  recovery_codes_remaining?: number;
   /** Owners and Admins without a second factor: from then on, only enrolment is reachable. */
   mfa_required_by?: string;
 }
@@ -191,6 +197,8 @@ export interface Plan {
   custom_workflows: boolean;
   sso: boolean;
   audit_log?: boolean;
+  audit_export?: boolean;
+  ip_allowlist?: boolean;
   support: string;
   sla: string;
 }
@@ -199,6 +207,10 @@ export interface PlanInfo {
   plan: Plan;
   users: number;
   projects: number;
+  /** Bytes held by attachments. */
+  storage_used?: number;
+  /** Bytes allowed; -1 when unlimited. */
+  storage_quota?: number;
 }
 
 export interface SetupStatus {
@@ -344,4 +356,37 @@ export interface AIUsage {
   /** -1: unlimited */
   included: number;
   overage: number;
+}
+
+export interface AuditVerification {
+  ok: boolean;
+  entries: number;
+  head_seq: number;
+  head_hash?: string;
+  first_bad_seq?: number;
+  problem?: string;
+  checked_at: string;
+}
+
+export type AttachmentKind = "file" | "video_message" | "audio_message";
+
+export interface Attachment {
+  id: string;
+  task_id: string;
+  /** The comment it belongs to; null for a file on the task itself. */
+  comment_id: string | null;
+  name: string;
+  /** Sniffed by the server from the content. */
+  content_type: string;
+  size: number;
+  kind: AttachmentKind;
+  duration_ms: number | null;
+  /** Images, audio, video and PDF are served inline; anything else downloads. */
+  inline: boolean;
+  sha256: string;
+  width?: number;
+  height?: number;
+  has_thumbnail: boolean;
+  uploaded_by: string;
+  created_at: string;
 }

@@ -145,7 +145,7 @@ export function TwoFactorEnrol({ me, workspaceName, onDone, onCancel }: { me: Me
   );
 }
 
-export function RecoveryCodes({ codes, account, workspace, onDone }: { codes: string[]; account: string; workspace: string; onDone: () => void }) {
+export function RecoveryCodes({ codes, account, workspace, onDone, notice = "Two-factor authentication is on." }: { codes: string[]; account: string; workspace: string; onDone: () => void; notice?: string }) {
   const [saved, setSaved] = useState(false);
   const listRef = useRef<HTMLOListElement>(null);
   const { copied, copy } = useCopy();
@@ -163,7 +163,7 @@ export function RecoveryCodes({ codes, account, workspace, onDone }: { codes: st
   return (
     <div className="recovery" role="region" aria-labelledby="recovery-h">
       <p className="notice notice-ok" role="status">
-        Two-factor authentication is on.
+        {notice}
       </p>
       <h3 id="recovery-h">Save your recovery codes</h3>
       <p>
@@ -244,6 +244,81 @@ export function TwoFactorDisable({ me, graceDays, onDone, onCancel }: { me: Me; 
       <div className="form-actions">
         <button type="submit" className="btn-danger" disabled={form.pending}>
           {form.pending ? "Turning off…" : "Turn off"}
+        </button>
+        <button type="button" onClick={onCancel}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
+}
+
+/** Replaces the recovery codes (confirmed with the password or a current code) and shows the new ones once. */
+export function RegenerateRecoveryCodes({ me, workspaceName, onDone, onCancel }: { me: Me; workspaceName: string; onDone: () => void; onCancel: () => void }) {
+  const qc = useQueryClient();
+  const [how, setHow] = useState<"password" | "code">("password");
+  const [password, setPassword] = useState("");
+  const [code, setCode] = useState("");
+  const [codeError, setCodeError] = useState("");
+  const [codes, setCodes] = useState<string[] | null>(null);
+  const form = useSubmit(async () => {
+    const body = how === "password" ? { password } : { code: cleanTotp(code) };
+    const res = await api<{ recovery_codes: string[] }>("/me/mfa/recovery-codes", { method: "POST", body });
+    setCodes(res.recovery_codes);
+    setPassword("");
+    setCode("");
+  });
+  if (codes) {
+    return (
+      <RecoveryCodes
+        codes={codes}
+        account={me.email}
+        workspace={workspaceName}
+        notice="New recovery codes were made. The old ones no longer work."
+        onDone={() => {
+          void qc.invalidateQueries({ queryKey: keys.me });
+          onDone();
+        }}
+      />
+    );
+  }
+  const wrongCode = form.error instanceof ApiError && form.error.code === "invalid_code";
+  return (
+    <form
+      onSubmit={(e: FormEvent) => {
+        e.preventDefault();
+        if (how === "code" && !isTotp(code)) return setCodeError("Enter the 6-digit code the app shows.");
+        setCodeError("");
+        void form.run();
+      }}
+      noValidate
+    >
+      <FormError error={form.error} fields={["password", "code"]} />
+      <input type="text" name="username" autoComplete="username" value={me.email} hidden readOnly />
+      {how === "password" ? (
+        <Field label="Your password" name="password" type="password" value={password} onChange={(e) => setPassword(e.target.value)} autoComplete="current-password" required autoFocus error={form.fieldError("password")} />
+      ) : (
+        <Field
+          label="Code from your authenticator app"
+          name="code"
+          value={code}
+          onChange={(e) => setCode(e.target.value)}
+          inputMode="numeric"
+          autoComplete="one-time-code"
+          maxLength={7}
+          required
+          autoFocus
+          error={codeError || (wrongCode ? "That code does not match." : form.fieldError("code"))}
+        />
+      )}
+      <p>
+        <button type="button" className="btn-link" onClick={() => setHow(how === "password" ? "code" : "password")}>
+          {how === "password" ? "Use a code from the app instead" : "Use your password instead"}
+        </button>
+      </p>
+      <div className="form-actions">
+        <button type="submit" className="btn-primary" disabled={form.pending || (how === "password" ? !password : !code)}>
+          {form.pending ? "Making new codes…" : "Make new codes"}
         </button>
         <button type="button" onClick={onCancel}>
           Cancel

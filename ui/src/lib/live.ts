@@ -198,6 +198,7 @@ class LiveClient {
       if (c.task_id) {
         this.invalidate(["comments", c.task_id]);
         this.invalidate(["activity", "task", c.task_id]);
+        if (c.kind.startsWith("attachment")) this.invalidate(["attachments", c.task_id]);
       }
     }
     if (c.kind.startsWith("member") || c.kind.startsWith("invitation")) this.invalidate(["members"]);

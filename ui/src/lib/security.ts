@@ -128,6 +128,17 @@ const ACTIONS: Record<string, string> = {
   "invitation.revoke": "Revoked an invitation",
   "invitation.accept": "Accepted an invitation",
   "platform.plan": "Plan changed by the operator",
+  "platform.plan_change": "Plan changed by the operator",
+  "member.mfa_reset": "Reset a member's two-factor authentication",
+  "mfa.recovery_codes": "Replaced recovery codes",
+  "invitation.resend": "Resent an invitation",
+  "audit.export": "Exported the audit log",
+  "audit.verify": "Verified the audit chain",
+  "auth.ip_refused": "Refused: address outside the allowlist",
+  "auth.mfa_locked": "Second factor paused after wrong codes",
+  "auth.reauth_failed": "Wrong password when confirming",
+  "auth.token_refused": "Refused a token",
+  "authz.denied": "Refused an action",
 };
 
 export function describeAuditAction(action: string): string {
@@ -148,4 +159,44 @@ export function describeAuditActor(actor: string, nameOf: (id: string) => string
 export function auditDetailPairs(e: Pick<AuditEntry, "detail">): [string, string][] {
   if (!e.detail) return [];
   return Object.entries(e.detail).map(([k, v]) => [k.replace(/_/g, " "), typeof v === "string" ? v : Array.isArray(v) ? v.map(String).join(", ") : JSON.stringify(v)]);
+}
+
+// ---- Audit filters. ----
+
+export interface AuditFilters {
+  actor: string;
+  action: string;
+  /** datetime-local values ("2030-05-01T14:30"), in the viewer's timezone. */
+  from: string;
+  to: string;
+}
+
+/** Actions and prefixes offered in the action filter. */
+export const AUDIT_ACTION_SUGGESTIONS = ["auth.", "mfa.", "member.", "invitation.", "apikey.", "workspace.", "audit.", "platform.", ...Object.keys(ACTIONS)];
+
+/** A datetime-local value as RFC 3339 (UTC), or "" when empty or not a date. */
+export function fromLocalInput(v: string): string {
+  if (!v) return "";
+  const t = new Date(v);
+  return isNaN(t.getTime()) ? "" : t.toISOString();
+}
+
+/** The API's query for the filters: only what is set, times as RFC 3339. */
+export function auditFilterQuery(f: AuditFilters): Record<string, string> {
+  const q: Record<string, string> = {};
+  if (f.actor) q.actor = f.actor;
+  if (f.action.trim()) q.action = f.action.trim();
+  const from = fromLocalInput(f.from);
+  const to = fromLocalInput(f.to);
+  if (from) q.from = from;
+  if (to) q.to = to;
+  return q;
+}
+
+/** Why a time range cannot be used, or "". */
+export function checkAuditRange(f: Pick<AuditFilters, "from" | "to">): string {
+  if (f.from && !fromLocalInput(f.from)) return "The start is not a date and time.";
+  if (f.to && !fromLocalInput(f.to)) return "The end is not a date and time.";
+  if (f.from && f.to && new Date(f.from).getTime() >= new Date(f.to).getTime()) return "The start must be before the end.";
+  return "";
 }

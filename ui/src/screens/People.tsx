@@ -19,6 +19,7 @@ export default function People() {
   const setInviteOpen = (o: boolean) => setParams(o ? { invite: "1" } : {}, { replace: true });
   const [confirm, setConfirm] = useState<Member | null>(null);
   const [signOutOf, setSignOutOf] = useState<Member | null>(null);
+  const [resetOf, setResetOf] = useState<Member | null>(null);
   const qc = useQueryClient();
   const { toast, toastError } = useToast();
   useEffect(() => {
@@ -54,6 +55,20 @@ export default function People() {
     mutationFn: (m: Member) => api(`/members/${encodeURIComponent(m.id)}/sessions`, { method: "DELETE" }),
     onSuccess: (_r, m) => toast({ title: `${m.name} was signed out everywhere`, description: "Every browser and device must sign in again; API keys keep working.", variant: "success" }),
     onError: (e) => toastError(e, "sign them out"),
+  });
+
+  const resetMfa = useMutation({
+    mutationFn: (m: Member) => api(`/members/${encodeURIComponent(m.id)}/mfa`, { method: "DELETE" }),
+    onSuccess: (_r, m) =>
+      toast({
+        title: `${m.name}'s two-factor authentication was reset`,
+        description: "They were signed out everywhere; they sign in with their password and set up a new authenticator app.",
+        variant: "success",
+      }),
+    onError: (e, m) => {
+      if (e instanceof ApiError && e.code === "mfa_not_enabled") toast({ title: `${m.name} has no two-factor authentication to reset`, variant: "info" });
+      else toastError(e, "reset their two-factor authentication");
+    },
   });
 
   const maxUsers = plan.data?.plan.max_users;
@@ -128,6 +143,9 @@ export default function People() {
                               <button type="button" className="btn-small" onClick={() => setSignOutOf(m)} aria-label={`Sign out everywhere: ${m.name}`}>
                                 Sign out everywhere
                               </button>
+                              <button type="button" className="btn-small" onClick={() => setResetOf(m)} aria-label={`Reset 2FA: ${m.name}`} disabled={resetMfa.isPending}>
+                                Reset 2FA
+                              </button>
                               <button type="button" className="btn-small btn-danger" onClick={() => setConfirm(m)}>
                                 Deactivate
                               </button>
@@ -168,6 +186,28 @@ export default function People() {
             Sign out everywhere
           </button>
           <button type="button" onClick={() => setSignOutOf(null)}>
+            Cancel
+          </button>
+        </div>
+      </Modal>
+      <Modal
+        open={!!resetOf}
+        onOpenChange={(o) => !o && setResetOf(null)}
+        title={`Reset ${resetOf?.name ?? ""}'s two-factor authentication?`}
+        description="For a lost phone: their authenticator app and recovery codes stop working, they are signed out everywhere and told by mail. They sign in with their password and set up two-factor authentication again."
+      >
+        <div className="form-actions">
+          <button
+            type="button"
+            className="btn-danger"
+            onClick={() => {
+              if (resetOf) resetMfa.mutate(resetOf);
+              setResetOf(null);
+            }}
+          >
+            Reset two-factor authentication
+          </button>
+          <button type="button" onClick={() => setResetOf(null)}>
             Cancel
           </button>
         </div>
@@ -297,7 +337,8 @@ function InviteForm({ onClose, canInviteOwner, me }: { onClose: () => void; canI
 
 function Invitations() {
   const qc = useQueryClient();
-  const { toastError } = useToast();
+  const { toast, toastError } = useToast();
+  const [resent, setResent] = useState<Invitation | null>(null);
   const list = useInfiniteQuery({
     queryKey: keys.invitations,
     initialPageParam: "",
@@ -308,6 +349,15 @@ function Invitations() {
     mutationFn: (i: Invitation) => api(`/invitations/${i.id}`, { method: "DELETE" }),
     onSuccess: () => void qc.invalidateQueries({ queryKey: keys.invitations }),
     onError: (e) => toastError(e, "revoke the invitation"),
+  });
+  const resend = useMutation({
+    mutationFn: (i: Invitation) => api<Invitation>(`/invitations/${encodeURIComponent(i.id)}/resend`, { method: "POST" }),
+    onSuccess: (inv) => {
+      void qc.invalidateQueries({ queryKey: keys.invitations });
+      if (inv.link || inv.token) setResent(inv);
+      else toast({ title: `Invitation sent again to ${inv.email}`, description: `The earlier link no longer works; the new one expires ${formatDateTime(inv.expires_at)}.`, variant: "success" });
+    },
+    onError: (e) => toastError(e, "resend the invitation"),
   });
   const pending = (list.data?.pages.flatMap((p) => p.items) ?? []).filter((i) => i.status === "pending");
   return (
@@ -339,9 +389,14 @@ function Invitations() {
                   <td>{i.role}</td>
                   <td className="hide-narrow small">{formatDateTime(i.expires_at)}</td>
                   <td>
-                    <button type="button" className="btn-small btn-danger" onClick={() => revoke.mutate(i)} aria-label={`Revoke the invitation of ${i.email}`}>
-                      Revoke
-                    </button>
+                    <span className="row-actions">
+                      <button type="button" className="btn-small" onClick={() => resend.mutate(i)} disabled={resend.isPending && resend.variables?.id === i.id} aria-label={`Resend the invitation of ${i.email}`}>
+                        {resend.isPending && resend.variables?.id === i.id ? "Resending…" : "Resend"}
+                      </button>
+                      <button type="button" className="btn-small btn-danger" onClick={() => revoke.mutate(i)} aria-label={`Revoke the invitation of ${i.email}`}>
+                        Revoke
+                      </button>
+                    </span>
                   </td>
                 </tr>
               ))}
@@ -354,6 +409,47 @@ function Invitations() {
           Load more
         </button>
       )}
+      <Modal open={!!resent} onOpenChange={(o) => !o && setResent(null)} title="A new invitation link">
+        {resent && <NewInviteLink inv={resent} onClose={() => setResent(null)} />}
+      </Modal>
     </section>
+  );
+}
+
+function NewInviteLink({ inv, onClose }: { inv: Invitation; onClose: () => void }) {
+  const ref = useRef<HTMLInputElement>(null);
+  const [copied, setCopied] = useState(false);
+  const link = inv.link ?? `${location.origin}/invite/${inv.token}`;
+  return (
+    <div>
+      <p className="notice notice-ok" role="status">
+        The invitation of <strong>{inv.email}</strong> was renewed. The earlier link no longer works.
+      </p>
+      <p>This installation sends no mail: hand this link over yourself. It is shown only once and expires {formatDateTime(inv.expires_at)}.</p>
+      <div className="field">
+        <label htmlFor="resent-link">Invitation link</label>
+        <div className="copy-row">
+          <input id="resent-link" ref={ref} readOnly value={link} onFocus={(e) => e.currentTarget.select()} data-testid="resent-link" />
+          <button
+            type="button"
+            onClick={async () => {
+              try {
+                await navigator.clipboard.writeText(link);
+                setCopied(true);
+              } catch {
+                ref.current?.select();
+              }
+            }}
+          >
+            {copied ? "Copied" : "Copy"}
+          </button>
+        </div>
+      </div>
+      <div className="form-actions">
+        <button type="button" className="btn-primary" onClick={onClose}>
+          Done
+        </button>
+      </div>
+    </div>
   );
 }

@@ -7,7 +7,7 @@ import { api, ApiError } from "../api/client";
 import { keys, useProjects, useWorkspace } from "../api/queries";
 import type { ApiKey, ApiScope, Me, SessionInfo } from "../api/types";
 import { useToast } from "../components/toast";
-import { TwoFactorDisable, TwoFactorEnrol, useCopy } from "../components/TwoFactor";
+import { RegenerateRecoveryCodes, TwoFactorDisable, TwoFactorEnrol, useCopy } from "../components/TwoFactor";
 import { EmptyState, ErrorState, Field, FormError, Loading, Modal } from "../components/ui";
 import { formatDateTime, plural, timeAgo } from "../lib/format";
 import { describeScopes, describeSignInMethod, describeUserAgent, expiresAtFromDate, mfaState } from "../lib/security";
@@ -28,7 +28,7 @@ export function SecuritySection({ me }: { me: Me }) {
 function TwoFactorCard({ me }: { me: Me }) {
   const ws = useWorkspace();
   const qc = useQueryClient();
-  const [mode, setMode] = useState<"idle" | "enrol" | "disable">("idle");
+  const [mode, setMode] = useState<"idle" | "enrol" | "disable" | "recovery">("idle");
   const state = mfaState(me);
   return (
     <div className="card security-card" aria-labelledby="mfa-h" role="group">
@@ -49,7 +49,17 @@ function TwoFactorCard({ me }: { me: Me }) {
       ) : state.kind === "enabled" ? (
         <>
           <p>Signing in asks for a code from your authenticator app, or one of your recovery codes.</p>
+          {me.recovery_codes_remaining !== undefined && (
+            <p className={me.recovery_codes_remaining <= 2 ? "notice notice-warn" : "small muted"} data-testid="recovery-remaining">
+              {me.recovery_codes_remaining === 0
+                ? "You have no unused recovery codes left: make new ones."
+                : `${plural(me.recovery_codes_remaining, "unused recovery code")} left.`}
+            </p>
+          )}
           <div className="form-actions">
+            <button type="button" onClick={() => setMode("recovery")}>
+              Make new recovery codes
+            </button>
             <button type="button" className="btn-danger" onClick={() => setMode("disable")}>
               Turn off two-factor authentication
             </button>
@@ -72,6 +82,14 @@ function TwoFactorCard({ me }: { me: Me }) {
       )}
       <Modal open={mode === "disable"} onOpenChange={(o) => !o && setMode("idle")} title="Turn off two-factor authentication?" description="Confirm with your password and a current code. Your recovery codes stop working too.">
         <TwoFactorDisable me={me} graceDays={ws.data?.mfa_grace_days} onDone={() => setMode("idle")} onCancel={() => setMode("idle")} />
+      </Modal>
+      <Modal
+        open={mode === "recovery"}
+        onOpenChange={(o) => !o && setMode("idle")}
+        title="Make new recovery codes"
+        description="Confirm it's you. The new codes replace all the old ones, used or not, and are shown only once."
+      >
+        <RegenerateRecoveryCodes me={me} workspaceName={ws.data?.name ?? "TeamFlow"} onDone={() => setMode("idle")} onCancel={() => setMode("idle")} />
       </Modal>
     </div>
   );

@@ -1,6 +1,6 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState, type FormEvent } from "react";
-import { useLocation } from "react-router";
+import { Link, useLocation } from "react-router";
 import { api, ApiError } from "../api/client";
 import { keys, useMe, usePlan, useWorkspace } from "../api/queries";
 import type { Workspace } from "../api/types";
@@ -9,6 +9,8 @@ import { TimezoneSelect } from "../components/TimezoneSelect";
 import { ErrorState, Field, FormError, Loading } from "../components/ui";
 import { WorkHoursFields } from "../components/WorkHoursFields";
 import { applyBranding, DEFAULT_ACCENT, DEFAULT_PRIMARY } from "../lib/brand";
+import { checkAllowlist, checkOrigins } from "../lib/netlists";
+import { formatBytes } from "../lib/upload";
 
 export default function Settings() {
   const ws = useWorkspace();
@@ -31,7 +33,10 @@ export default function Settings() {
       ) : ws.isError ? (
         <ErrorState error={ws.error} retry={() => ws.refetch()} />
       ) : isAdmin ? (
-        <WorkspaceForm key={ws.data.version} ws={ws.data} />
+        <>
+          <WorkspaceForm key={ws.data.version} ws={ws.data} />
+          <NetworkForm key={`net-${ws.data.version}`} ws={ws.data} />
+        </>
       ) : (
         <p className="notice">Only Owners and Admins change workspace settings.</p>
       )}
@@ -168,6 +173,107 @@ function WorkspaceForm({ ws }: { ws: Workspace }) {
   );
 }
 
+/** The IP allowlist and the CORS origins: their own form, so a plan refusal never blocks the other settings. */
+function NetworkForm({ ws }: { ws: Workspace }) {
+  const qc = useQueryClient();
+  const plan = usePlan();
+  const { toast, toastError } = useToast();
+  const [allow, setAllow] = useState((ws.ip_allowlist ?? []).join("\n"));
+  const [origins, setOrigins] = useState((ws.cors_origins ?? []).join("\n"));
+  const [checked, setChecked] = useState<{ allow: string[]; origins: string[] }>({ allow: [], origins: [] });
+  const hasFeature = plan.data?.plan.ip_allowlist === true;
+  const save = useMutation({
+    mutationFn: (body: { ip_allowlist: string[]; cors_origins: string[] }) => api<Workspace>("/workspace", { method: "PATCH", version: ws.version, body }),
+    onSuccess: (w) => {
+      qc.setQueryData(keys.workspace, w);
+      toast({ title: "Network settings saved", description: w.ip_allowlist?.length ? `Sign-in and API access are limited to ${w.ip_allowlist.length} network${w.ip_allowlist.length === 1 ? "" : "s"}.` : undefined, variant: "success" });
+    },
+    onError: (e) => {
+      if (e instanceof ApiError && e.status === 412) {
+        toastError(e);
+        void qc.invalidateQueries({ queryKey: keys.workspace });
+      }
+    },
+  });
+  const fe = save.error instanceof ApiError ? save.error.fieldErrors() : {};
+  function onSubmit(e: FormEvent) {
+    e.preventDefault();
+    const a = checkAllowlist(allow);
+    const o = checkOrigins(origins);
+    setChecked({ allow: a.errors, origins: o.errors });
+    if (a.errors.length) return document.getElementById("ws-allowlist")?.focus();
+    if (o.errors.length) return document.getElementById("ws-origins")?.focus();
+    save.mutate({ ip_allowlist: a.values, cors_origins: o.values });
+  }
+  const allowError = checked.allow.join(" · ") || fe.ip_allowlist || Object.entries(fe).find(([k]) => k.startsWith("ip_allowlist["))?.[1];
+  const originsError = checked.origins.join(" · ") || fe.cors_origins || Object.entries(fe).find(([k]) => k.startsWith("cors_origins["))?.[1];
+  const planRefused = save.error instanceof ApiError && save.error.isPlanFeature;
+  return (
+    <form onSubmit={onSubmit} noValidate className="card" style={{ maxWidth: 720, marginTop: "1rem" }} aria-labelledby="network-h" data-testid="network-form">
+      <h2 id="network-h" style={{ marginTop: 0 }}>
+        Network access
+      </h2>
+      {planRefused ? (
+        <div className="notice notice-warn" role="alert">
+          {(save.error as ApiError).message} <Link to="/settings#plan">See the plan</Link>
+        </div>
+      ) : (
+        <FormError error={save.error} fields={["ip_allowlist", "cors_origins"]} />
+      )}
+      <div className="field">
+        <label htmlFor="ws-allowlist">Allowed networks (IP allowlist)</label>
+        <textarea
+          id="ws-allowlist"
+          className="list-input"
+          value={allow}
+          onChange={(e) => setAllow(e.target.value)}
+          readOnly={plan.isSuccess && !hasFeature && !allow}
+          placeholder={"203.0.113.0/24\n2001:db8::/32"}
+          spellCheck={false}
+          aria-invalid={allowError ? true : undefined}
+          aria-describedby={`ws-allowlist-hint${allowError ? " ws-allowlist-error" : ""}`}
+        />
+        <span id="ws-allowlist-hint" className="field-hint">
+          Addresses or CIDRs, one a line. When the list is not empty, sign-in and API access work only from these networks; it must include the address you are
+          connecting from. Empty: any address.
+          {plan.isSuccess && !hasFeature && ` IP allowlisting is not part of the ${plan.data.plan.name} plan.`}
+        </span>
+        {allowError && (
+          <span id="ws-allowlist-error" className="field-error" role="alert">
+            {allowError}
+          </span>
+        )}
+      </div>
+      <div className="field">
+        <label htmlFor="ws-origins">Allowed web origins (CORS)</label>
+        <textarea
+          id="ws-origins"
+          className="list-input"
+          value={origins}
+          onChange={(e) => setOrigins(e.target.value)}
+          placeholder="https://app.example.com"
+          spellCheck={false}
+          aria-invalid={originsError ? true : undefined}
+          aria-describedby={`ws-origins-hint${originsError ? " ws-origins-error" : ""}`}
+        />
+        <span id="ws-origins-hint" className="field-hint">
+          Web pages on these origins (https, one a line) may call the API with this workspace's API keys or bearer tokens. Sign-in cookies never leave this site.
+        </span>
+        {originsError && (
+          <span id="ws-origins-error" className="field-error" role="alert">
+            {originsError}
+          </span>
+        )}
+      </div>
+      <div className="form-actions">
+        <button type="submit" className="btn-primary" disabled={save.isPending}>
+          {save.isPending ? "Saving…" : "Save network settings"}
+        </button>
+      </div>
+    </form>
+  );
+}
+
 /** The grace-period input as the API's integer (0–90), or undefined when it is not one. */
 export function graceDays(v: string): number | undefined {
   const t = v.trim();
@@ -200,11 +306,19 @@ function PlanUsage() {
             <Usage label="Members" used={plan.data.users} max={plan.data.plan.max_users} />
             <Usage label="Projects" used={plan.data.projects} max={plan.data.plan.max_projects} />
           </div>
+          {plan.data.storage_used !== undefined && (
+            <p className="small">
+              File storage: {formatBytes(plan.data.storage_used)} used
+              {plan.data.storage_quota !== undefined && plan.data.storage_quota >= 0 ? ` of ${formatBytes(plan.data.storage_quota)}` : " (unlimited)"}
+            </p>
+          )}
           <ul className="small muted">
             <li>Activity history: {plan.data.plan.history_days < 0 ? "unlimited" : `${plan.data.plan.history_days} days`}</li>
             <li>Custom workflows: {plan.data.plan.custom_workflows ? "yes" : "no"}</li>
             <li>Single sign-on: {plan.data.plan.sso ? "yes" : "no"}</li>
             {plan.data.plan.audit_log !== undefined && <li>Audit log: {plan.data.plan.audit_log ? "yes" : "no"}</li>}
+            {plan.data.plan.audit_export !== undefined && <li>Audit log export: {plan.data.plan.audit_export ? "yes" : "no"}</li>}
+            {plan.data.plan.ip_allowlist !== undefined && <li>IP allowlisting: {plan.data.plan.ip_allowlist ? "yes" : "no"}</li>}
             <li>Integrations: {limit(plan.data.plan.integrations)}</li>
           </ul>
           <p className="small">To change the plan, contact whoever runs this TeamFlow installation (the platform operator).</p>

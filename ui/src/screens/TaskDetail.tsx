@@ -17,8 +17,10 @@ import { Avatar, ErrorState, Loading, Modal } from "../components/ui";
 import { dueDateInput, formatDateTime } from "../lib/format";
 import { fixMentionHtml } from "../lib/html";
 import { useLive } from "../lib/live";
+import { enabled } from "../features";
 
 const RichEditor = lazy(() => import("../components/RichEditor"));
+const Attachments = lazy(() => import("../components/Attachments"));
 
 export type TaskPatch = Partial<{
   title: string;
@@ -231,6 +233,11 @@ function TaskView({ cacheKey, task, project, present }: { cacheKey: string; task
             )}
           </section>
           <Subtasks task={task} project={project} canEdit={canEdit} />
+          {enabled("attachments") && (
+            <Suspense fallback={<Loading label="Loading attachments…" />}>
+              <Attachments task={task} project={project} canUpload={canEdit} />
+            </Suspense>
+          )}
           <section aria-labelledby="comments-h">
             <h2 id="comments-h">Comments</h2>
             <Comments task={task} canComment={canEdit} />

@@ -1,1 +1,0 @@
-import{K as e}from"./ui-qLckF6Lk.js";import{t}from"./ActivityFeed-Btbst6BQ.js";import{useProjectContext as n}from"./ProjectFrame-BvTOL7ya.js";import{n as r}from"./react-dom-CfgplUKF.js";var i=r();function a(){let r=n();return(0,i.jsx)(t,{path:`/projects/${r.id}/activity`,queryKey:e.projectActivity(r.id)})}export{a as default};
