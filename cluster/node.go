@@ -25,18 +25,33 @@ import (
 	"github.com/teamflow/teamflow/storage"
 )
 
-// Node is one member of a raft cluster. It implements the engine's Log:
+// Node is one member of a raft group. It implements the engine's Log:
 // Propose returns a command's Result once the command is committed by a
 // quorum and applied to this node's store.
+//
+// New starts the shared group, which owns the node's transport;
+// StartGroup starts another group (a dedicated store's) on the same
+// transport, as a Node of its own.
 type Node struct {
 	cfg   Config
 	id    uint64
+	group uint64 // transport.GroupShared for the node New returns
 	store *storage.Store
 	logs  *logStore
 	snaps snapDir
 	rn    raft.Node
-	tr    *transport.Transport
+	tr    *transport.Transport // shared by every group of this node
+	out   sender               // this group's side of tr
 	log   *slog.Logger
+
+	// host is the shared group's Node for another group (nil on the host
+	// itself); tg is such a group's registration with the transport.
+	host *Node
+	tg   *transport.Group
+	// The other groups this host runs, closed before the transport.
+	groupsMu sync.Mutex
+	groups   map[uint64]*Node
+	closing  bool
 
 	// Owned by the Ready goroutine.
 	confState   *pb.ConfState
@@ -74,6 +89,13 @@ type Node struct {
 	st counters
 }
 
+// sender is how a group's messages leave: the transport itself for the
+// shared group, a *transport.Group for the others.
+type sender interface {
+	Send(msgs []*pb.Message)
+	SendSnapshot(m *pb.Message, body io.WriterTo, done func(error))
+}
+
 type counters struct {
 	proposals, dropped, applied, reads, snapSent, snapReceived, snapRefused, snapInstalled, compactions, leaderChanges atomic.Uint64
 }
@@ -86,60 +108,20 @@ func New(cfg Config) (*Node, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	snapPath := filepath.Join(cfg.Dir, "snap")
-	if err := os.MkdirAll(snapPath, 0o755); err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
-	}
-	logs, err := openLogStore(filepath.Join(cfg.Dir, "raft"), cfg.NodeID, cfg.Logger)
+	n, rc, fresh, err := open(cfg, transport.GroupShared)
 	if err != nil {
-		return nil, err
-	}
-	n := &Node{
-		cfg:        cfg,
-		id:         cfg.NodeID,
-		store:      cfg.Store,
-		logs:       logs,
-		snaps:      snapDir{dir: snapPath},
-		log:        cfg.Logger.With("node", cfg.NodeID),
-		leaderCh:   make(chan struct{}),
-		waiters:    newWaitRegistry(),
-		readc:      make(chan *readReq, 1024),
-		readStates: make(chan raft.ReadState, 256),
-		stop:       make(chan struct{}),
-		done:       make(chan struct{}),
-		readDone:   make(chan struct{}),
-	}
-	var seed [8]byte
-	rand.Read(seed[:])
-	n.confSeq.Store(binary.BigEndian.Uint64(seed[:]) >> 1)
-	rc, fresh, err := n.recover()
-	if err != nil {
-		logs.close()
 		return nil, err
 	}
 	ln := cfg.Listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
-			logs.close()
+			n.logs.close()
 			return nil, fmt.Errorf("cluster: listen: %w", err)
 		}
 	}
 	// raft first: the transport hands it messages as soon as it serves.
 	// Nothing reads its Ready channel before run starts.
-	if fresh && !cfg.Join {
-		ids := make([]uint64, 0, len(cfg.Peers))
-		for id := range cfg.Peers {
-			ids = append(ids, id)
-		}
-		slices.Sort(ids)
-		peers := make([]raft.Peer, len(ids))
-		for i, id := range ids {
-			peers[i] = raft.Peer{ID: id, Context: []byte(cfg.Peers[id])}
-		}
-		n.rn = raft.StartNode(rc, peers)
-	} else {
-		n.rn = raft.RestartNode(rc)
-	}
+	n.startRaft(rc, fresh)
 	advertise := cfg.Peers[cfg.NodeID]
 	if advertise == "" {
 		advertise = cfg.ListenAddr
@@ -164,13 +146,171 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		n.rn.Stop()
 		ln.Close()
-		logs.close()
+		n.logs.close()
 		return nil, err
 	}
+	n.out = n.tr
+	n.groups = map[uint64]*Node{}
 	n.tr.SetPeers(n.addressBook())
 	go n.run()
 	go n.readLoop()
 	return n, nil
+}
+
+// open opens the raft log of one group in cfg.Dir and reconciles it with
+// the state store (recover); raft is not started yet.
+func open(cfg Config, group uint64) (*Node, *raft.Config, bool, error) {
+	snapPath := filepath.Join(cfg.Dir, "snap")
+	if err := os.MkdirAll(snapPath, 0o755); err != nil {
+		return nil, nil, false, fmt.Errorf("cluster: %w", err)
+	}
+	lg := cfg.Logger.With("node", cfg.NodeID)
+	if group != transport.GroupShared {
+		lg = lg.With("group", group)
+	}
+	logs, err := openLogStore(filepath.Join(cfg.Dir, "raft"), cfg.NodeID, lg)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	n := &Node{
+		cfg:        cfg,
+		id:         cfg.NodeID,
+		group:      group,
+		store:      cfg.Store,
+		logs:       logs,
+		snaps:      snapDir{dir: snapPath},
+		log:        lg,
+		leaderCh:   make(chan struct{}),
+		waiters:    newWaitRegistry(),
+		readc:      make(chan *readReq, 1024),
+		readStates: make(chan raft.ReadState, 256),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+		readDone:   make(chan struct{}),
+	}
+	var seed [8]byte
+	rand.Read(seed[:])
+	n.confSeq.Store(binary.BigEndian.Uint64(seed[:]) >> 1)
+	rc, fresh, err := n.recover()
+	if err != nil {
+		logs.close()
+		return nil, nil, false, err
+	}
+	return n, rc, fresh, nil
+}
+
+// startRaft starts the raft node: a static bootstrap from cfg.Peers on a
+// first start (unless Join), a restart from the stored log otherwise.
+func (n *Node) startRaft(rc *raft.Config, fresh bool) {
+	if fresh && !n.cfg.Join {
+		ids := make([]uint64, 0, len(n.cfg.Peers))
+		for id := range n.cfg.Peers {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		peers := make([]raft.Peer, len(ids))
+		for i, id := range ids {
+			peers[i] = raft.Peer{ID: id, Context: []byte(n.cfg.Peers[id])}
+		}
+		n.rn = raft.StartNode(rc, peers)
+		return
+	}
+	n.rn = raft.RestartNode(rc)
+}
+
+// GroupConfig configures another raft group on a running node: a
+// dedicated store's group, on the same members and transport as the
+// shared one. Timing and sizes are the shared group's (Config).
+type GroupConfig struct {
+	// ID names the group on every member; it must not be
+	// transport.GroupShared (0), the node's own group.
+	ID uint64
+	// Peers is the group's static bootstrap membership, as Config.Peers:
+	// identical on every member, this node included (unless Join). The
+	// addresses are recorded in the group's membership; messages go to
+	// the addresses the shared group knows, since the transport is one.
+	Peers map[uint64]string
+	// Join starts the group empty, waiting for its leader to send the log
+	// or a snapshot (a member that was not there when the group began).
+	Join bool
+	// Dir holds the group's raft log and received snapshots, as
+	// Config.Dir; Store is its state store, as Config.Store. Neither may
+	// be another group's.
+	Dir   string
+	Store *storage.Store
+	// OnSnapshotInstalled, as Config.OnSnapshotInstalled, for this group.
+	OnSnapshotInstalled func(index uint64)
+}
+
+// StartGroup starts raft group gc.ID on this node, on the shared group's
+// transport, and returns it as a Node with the same method set (Propose,
+// ReadBarrier, Status, ...). Each group elects its own leader and keeps
+// its own log, snapshots and store. Closing this Node closes its groups
+// first; a group may also be closed alone. The caller closes the group's
+// Store after the group.
+func (n *Node) StartGroup(gc GroupConfig) (*Node, error) {
+	if n.host != nil {
+		return nil, errors.New("cluster: start a group on the node's shared group")
+	}
+	if gc.ID == transport.GroupShared {
+		return nil, fmt.Errorf("cluster: group ID %d is the shared group's", gc.ID)
+	}
+	if gc.Store == nil || gc.Dir == "" {
+		return nil, fmt.Errorf("cluster: group %d: Dir and Store are required", gc.ID)
+	}
+	if !gc.Join {
+		if _, ok := gc.Peers[n.id]; !ok {
+			return nil, fmt.Errorf("cluster: group %d: Peers must include this node (%d)", gc.ID, n.id)
+		}
+	}
+	for id, addr := range gc.Peers {
+		if _, _, err := net.SplitHostPort(addr); err != nil || id == 0 {
+			return nil, fmt.Errorf("cluster: group %d: peer %d address %q: want a non-zero ID and host:port", gc.ID, id, addr)
+		}
+	}
+	if err := n.usable(); err != nil {
+		return nil, err
+	}
+	n.groupsMu.Lock()
+	defer n.groupsMu.Unlock()
+	if n.closing {
+		return nil, ErrClosed
+	}
+	if n.groups[gc.ID] != nil {
+		return nil, fmt.Errorf("cluster: group %d is already running", gc.ID)
+	}
+	cfg := n.cfg
+	cfg.Peers, cfg.Join, cfg.Dir, cfg.Store = gc.Peers, gc.Join, gc.Dir, gc.Store
+	cfg.OnSnapshotInstalled = gc.OnSnapshotInstalled
+	cfg.Listener, cfg.Gossip = nil, nil
+	g, rc, fresh, err := open(cfg, gc.ID)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: group %d: %w", gc.ID, err)
+	}
+	g.host, g.tr = n, n.tr
+	g.startRaft(rc, fresh)
+	if g.tg, err = n.tr.AddGroup(gc.ID, handler{g}); err != nil {
+		g.rn.Stop()
+		g.logs.close()
+		return nil, fmt.Errorf("cluster: group %d: %w", gc.ID, err)
+	}
+	g.out = g.tg
+	n.groups[gc.ID] = g
+	go g.run()
+	go g.readLoop()
+	return g, nil
+}
+
+// Group is the ID of this node's raft group (transport.GroupShared for
+// the node New returned).
+func (n *Node) Group() uint64 { return n.group }
+
+// setPeers hands the transport the address book. Only the shared group
+// does: its membership is the node's, and every group runs on its members.
+func (n *Node) setPeers() {
+	if n.host == nil {
+		n.tr.SetPeers(n.addressBook())
+	}
 }
 
 // recover reconciles the raft log and the state store before raft starts,
@@ -382,7 +522,7 @@ func (n *Node) send(all []*pb.Message) {
 		}
 		msgs = append(msgs, m)
 	}
-	n.tr.Send(msgs)
+	n.out.Send(msgs)
 }
 
 func (n *Node) setSoftState(ss *raft.SoftState) {
@@ -444,7 +584,7 @@ func (n *Node) apply(ents []*pb.Entry) error {
 	// returns from a change sees it.
 	if membersChanged {
 		n.view.Store(n.members.clone())
-		n.tr.SetPeers(n.addressBook())
+		n.setPeers()
 	}
 	if !n.waiters.empty() {
 		for i, e := range ents {
@@ -687,7 +827,7 @@ func (n *Node) sendSnapshot(m *pb.Message) {
 	}}
 	to := m.GetTo()
 	n.log.Info("sending snapshot", "to", to, "index", idx)
-	n.tr.SendSnapshot(m, ss, func(err error) {
+	n.out.SendSnapshot(m, ss, func(err error) {
 		ss.Close()
 		status := raft.SnapshotFinish
 		if err != nil {
@@ -739,7 +879,7 @@ func (n *Node) installSnapshot(snap *pb.Snapshot) error {
 	n.snapIndex = idx
 	n.appliedTerm = meta.GetTerm()
 	n.view.Store(members.clone())
-	n.tr.SetPeers(n.addressBook())
+	n.setPeers()
 	if members.isRemoved(n.id) {
 		n.removed.Store(true)
 	}
@@ -760,16 +900,39 @@ func (n *Node) installSnapshot(snap *pb.Snapshot) error {
 
 // --- closing ---
 
-// Close stops the node: the Ready loop, raft, the transport (waiting for
-// snapshot transfers) and the raft log. Pending proposals fail with
-// ErrClosed. It does not close the Store.
+// Close stops the node: its other groups first, then the Ready loop,
+// raft, the transport (waiting for snapshot transfers) and the raft log.
+// Pending proposals fail with ErrClosed. It does not close the Store. On a
+// group StartGroup returned, it stops that group alone and unregisters it
+// from the transport.
 func (n *Node) Close() error {
 	var err error
 	n.closeOnce.Do(func() {
+		if n.host == nil {
+			n.groupsMu.Lock()
+			n.closing = true
+			groups := make([]*Node, 0, len(n.groups))
+			for _, g := range n.groups {
+				groups = append(groups, g)
+			}
+			n.groupsMu.Unlock()
+			for _, g := range groups {
+				if gerr := g.Close(); gerr != nil {
+					err = errors.Join(err, fmt.Errorf("cluster: close group %d: %w", g.group, gerr))
+				}
+			}
+		}
 		close(n.stop)
 		<-n.done
 		n.rn.Stop()
-		err = n.tr.Close()
+		if n.host == nil {
+			err = errors.Join(err, n.tr.Close())
+		} else {
+			n.tg.Remove()
+			n.host.groupsMu.Lock()
+			delete(n.host.groups, n.group)
+			n.host.groupsMu.Unlock()
+		}
 		<-n.readDone
 		n.waiters.failAll(ErrClosed)
 		if cerr := n.logs.close(); err == nil {

@@ -380,3 +380,20 @@ func (s *Service) GetPlan(ctx context.Context, p Principal) (*PlanInfo, error) {
 	}
 	return &PlanInfo{Plan: plan, Users: users, Projects: projects, StorageUsed: used, StorageQuota: quota}, nil
 }
+
+// RecordOperatorAction records, in a workspace's audit trail and on its
+// route, a platform operator's action on the workspace that runs outside
+// the engine (a move to a dedicated store: `teamflow workspace dedicate`).
+// action is the audit action, detail facts that name no person.
+func (s *Service) RecordOperatorAction(ctx context.Context, p Principal, tenant, action string, detail map[string]any) error {
+	if err := requireOperator(p); err != nil {
+		return err
+	}
+	tlog, _ := s.tenant(tenant)
+	_, err := s.commit(ctx, tlog, func() (*change, error) {
+		ch := s.newChange(tenant, action, p.actor())
+		s.audit(ctx, ch, auditInput{Action: action, TargetKind: "workspace", TargetID: tenant, Detail: detail})
+		return ch, nil
+	})
+	return err
+}

@@ -170,6 +170,7 @@ func New(deps Deps, cfg Config) *Server {
 	s.bindStatus()
 	s.bindPlatform(deps.Registry)
 	s.bindCluster()
+	s.bindDedicate()
 	s.bindSearch()
 	return s
 }

@@ -602,7 +602,7 @@ func (s *Store) evaluate(b *pebble.Batch, index uint64, cmd *Command) (Result, e
 			return res, fmt.Errorf("storage: write chain head: %w", err)
 		}
 	}
-	if cmd.Tenant != "" {
+	if cmd.Tenant != "" && !dropsTenant(cmd) {
 		seqKey := absolute(TenantPrefix(cmd.Tenant), seqRelKey)
 		c, err := loadCounter(b, &counterSet{}, seqKey)
 		if err != nil {
@@ -615,6 +615,19 @@ func (s *Store) evaluate(b *pebble.Batch, index uint64, cmd *Command) (Result, e
 		}
 	}
 	return res, nil
+}
+
+// dropsTenant reports whether cmd deletes its tenant's whole keyspace (an
+// OpDeleteRange in SpaceTenant with neither Key nor End: the flip of a move
+// to a dedicated store). Apply then leaves the tenant's event sequence
+// alone, so the store keeps no key of the tenant at all.
+func dropsTenant(cmd *Command) bool {
+	for _, op := range cmd.Ops {
+		if op.Type == OpDeleteRange && op.Space == SpaceTenant && len(op.Key) == 0 && len(op.End) == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // ChainHash is the hash of chain entry seq with payload after prev:

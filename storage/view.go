@@ -12,7 +12,7 @@ import (
 // relative to it. A View is the only way to read tenant data: there is no
 // call that takes a raw key.
 type View struct {
-	db     *pebble.DB
+	db     pebble.Reader // the store, or a pinned snapshot of it
 	prefix Key
 }
 
@@ -26,6 +26,10 @@ func (s *Store) Tenant(tenant string) View {
 
 // Sys returns the read handle of the platform keyspace.
 func (s *Store) Sys() View { return View{db: s.db, prefix: sysPrefix()} }
+
+// Sys returns the read handle of the platform keyspace as the snapshot
+// holds it.
+func (sn *Snapshot) Sys() View { return View{db: sn.snap, prefix: sysPrefix()} }
 
 // Prefix identifies the keyspace the view reads (for caches keyed by it).
 func (v View) Prefix() Key { return v.prefix }

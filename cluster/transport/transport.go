@@ -10,12 +10,22 @@
 // Ready loop nothing.
 //
 // Snapshots travel on their own request: the MsgSnap message in a header,
-// the state stream as the body, at most one in flight per peer.
+// the state stream as the body, at most one in flight per peer and group.
+//
+// Several raft groups share one transport (the shared store's group and one
+// per dedicated store, all on the same nodes): each registers a Handler
+// under its group ID (AddGroup) and sends through its *Group. A post
+// carries one group's messages and names the group in a header; a post
+// without it is for GroupShared, so the shared group's traffic is the same
+// on the wire as before groups existed. A post for a group the receiver
+// does not run is refused (404) and, like any failed post, reported
+// unreachable: raft retries until the group exists there.
 //
 // Endpoints (POST, mutual TLS, HTTP/2 only):
 //
-//	/raft/v1/msgs      body: repeated (uvarint length, raftpb.Message)
-//	/raft/v1/snapshot  header Teamflow-Raft-Message: base64 raftpb.Message; body: the snapshot stream
+//	/raft/v1/msgs      header Teamflow-Raft-Group (optional); body: repeated (uvarint length, raftpb.Message)
+//	/raft/v1/snapshot  header Teamflow-Raft-Group (optional), Teamflow-Raft-Message: base64 raftpb.Message;
+//	                   body: the snapshot stream
 package transport
 
 import (
@@ -54,7 +64,12 @@ const (
 	headerMessage = "Teamflow-Raft-Message"
 	headerFrom    = "Teamflow-Raft-From"
 	headerAddr    = "Teamflow-Raft-Addr"
+	headerGroup   = "Teamflow-Raft-Group"
 )
+
+// GroupShared is the shared store's raft group, whose Handler is
+// Config.Handler. Its posts carry no group header.
+const GroupShared uint64 = 0
 
 // Handler is the local raft node, as the transport sees it.
 type Handler interface {
@@ -80,7 +95,8 @@ type Config struct {
 	// RootCAs and ClientCAs (the cluster CA). Client certificates are
 	// required and verified.
 	TLS *tls.Config
-	// Handler receives messages.
+	// Handler receives the messages of the shared group (GroupShared);
+	// other groups register with AddGroup.
 	Handler Handler
 	// Refuse, when set, names peers whose traffic is refused (removed
 	// members).
@@ -140,6 +156,11 @@ type Transport struct {
 	peers  map[uint64]*peer
 	closed bool
 
+	// The raft groups served, by ID; shared is GroupShared's.
+	gmu    sync.RWMutex
+	groups map[uint64]*Group
+	shared *Group
+
 	// handlers in progress, so Close can wait for them
 	hmu     sync.Mutex
 	hclosed bool
@@ -154,13 +175,30 @@ type peer struct {
 	addr  string
 	q     chan queued
 	stop  chan struct{}
-	snapo atomic.Bool // a snapshot is in flight
-	gosso atomic.Bool // a gossip post is in flight
+	snapo map[uint64]bool // groups with a snapshot in flight to this peer (under Transport.mu)
+	gosso atomic.Bool     // a gossip post is in flight
 }
 
 type queued struct {
+	g    *Group
 	m    *pb.Message
 	data []byte
+}
+
+// Group is one raft group's use of the transport: the handler its
+// messages go to, and Send and SendSnapshot for its outgoing ones.
+type Group struct {
+	t  *Transport
+	id uint64
+	h  Handler
+	// ctx ends when the group is removed or the transport closes: it
+	// bounds the group's snapshot transfers.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// wg counts the group's handlers and snapshot transfers in progress,
+	// so Remove returns only once none will touch the handler again.
+	wg      sync.WaitGroup
+	removed bool // under Transport.gmu
 }
 
 // New starts serving on cfg.Listener.
@@ -202,7 +240,9 @@ func New(cfg Config) (*Transport, error) {
 	h2.SetHTTP2(true)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &Transport{cfg: cfg, ctx: ctx, cancel: cancel, peers: map[uint64]*peer{}}
+	t := &Transport{cfg: cfg, ctx: ctx, cancel: cancel, peers: map[uint64]*peer{}, groups: map[uint64]*Group{}}
+	t.shared = t.newGroup(GroupShared, cfg.Handler)
+	t.groups[GroupShared] = t.shared
 	mux := http.NewServeMux()
 	mux.HandleFunc(PathMessages, t.endpoint(t.handleMessages))
 	mux.HandleFunc(PathSnapshot, t.endpoint(t.handleSnapshot))
@@ -268,11 +308,16 @@ func (t *Transport) SetPeers(addrs map[uint64]string) {
 		if _, ok := t.peers[id]; ok {
 			continue
 		}
-		p := &peer{id: id, addr: addr, q: make(chan queued, t.cfg.QueueSize), stop: make(chan struct{})}
-		t.peers[id] = p
-		t.wg.Add(1)
-		go t.runPeer(p)
+		t.startPeer(id, addr)
 	}
+}
+
+// startPeer starts the sender of a peer. Under t.mu.
+func (t *Transport) startPeer(id uint64, addr string) {
+	p := &peer{id: id, addr: addr, q: make(chan queued, t.cfg.QueueSize), stop: make(chan struct{}), snapo: map[uint64]bool{}}
+	t.peers[id] = p
+	t.wg.Add(1)
+	go t.runPeer(p)
 }
 
 // learn adds a peer the address book lacks, from the address it
@@ -291,18 +336,90 @@ func (t *Transport) learn(id uint64, addr string) {
 	if t.closed || t.peers[id] != nil {
 		return
 	}
-	p := &peer{id: id, addr: addr, q: make(chan queued, t.cfg.QueueSize), stop: make(chan struct{})}
-	t.peers[id] = p
-	t.wg.Add(1)
-	go t.runPeer(p)
+	t.startPeer(id, addr)
 	t.cfg.Logger.Info("learned a peer's address from its messages", "peer", id, "addr", addr)
 }
 
-// Send queues messages for their peers. It never blocks: what cannot be
-// queued is dropped and reported. Messages are encoded here, on the
-// caller's goroutine, as raft asks (its entries must not be read while it
-// appends).
-func (t *Transport) Send(msgs []*pb.Message) {
+// AddGroup registers the handler of raft group id, which then receives the
+// group's messages from peers; send the group's own through the returned
+// Group. One handler per ID.
+func (t *Transport) AddGroup(id uint64, h Handler) (*Group, error) {
+	if h == nil {
+		return nil, errors.New("transport: a group needs a handler")
+	}
+	t.mu.Lock()
+	closed := t.closed
+	t.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("transport: add raft group %d: transport closed", id)
+	}
+	t.gmu.Lock()
+	defer t.gmu.Unlock()
+	if t.groups[id] != nil {
+		return nil, fmt.Errorf("transport: raft group %d is already registered", id)
+	}
+	g := t.newGroup(id, h)
+	t.groups[id] = g
+	return g, nil
+}
+
+func (t *Transport) newGroup(id uint64, h Handler) *Group {
+	ctx, cancel := context.WithCancel(t.ctx)
+	return &Group{t: t, id: id, h: h, ctx: ctx, cancel: cancel}
+}
+
+// Remove unregisters the group: peers' posts for it are refused from now
+// on, its snapshot transfers are cancelled, and Remove returns once none
+// of its handler calls or transfers is still running. Messages it queued
+// and not yet posted may still be reported to its handler as unreachable.
+// The shared group lives as long as the transport.
+func (g *Group) Remove() {
+	t := g.t
+	t.gmu.Lock()
+	if g.removed || g == t.shared {
+		t.gmu.Unlock()
+		return
+	}
+	g.removed = true
+	delete(t.groups, g.id)
+	t.gmu.Unlock()
+	g.cancel()
+	g.wg.Wait()
+}
+
+// enterGroup finds the group a post is for and counts the handler in
+// progress; false (and the request refused) when the header is bad or the
+// group is not served here.
+func (t *Transport) enterGroup(w http.ResponseWriter, r *http.Request) (*Group, bool) {
+	id := GroupShared
+	if h := r.Header.Get(headerGroup); h != "" {
+		var err error
+		if id, err = strconv.ParseUint(h, 10, 64); err != nil {
+			t.refuse(w, http.StatusBadRequest, "bad raft group")
+			return nil, false
+		}
+	}
+	t.gmu.RLock()
+	defer t.gmu.RUnlock()
+	g := t.groups[id]
+	if g == nil {
+		t.refuse(w, http.StatusNotFound, fmt.Sprintf("raft group %d is not served here", id))
+		return nil, false
+	}
+	g.wg.Add(1)
+	return g, true
+}
+
+// Send queues messages of the shared group for their peers (see
+// Group.Send).
+func (t *Transport) Send(msgs []*pb.Message) { t.shared.Send(msgs) }
+
+// Send queues messages of the group for their peers. It never blocks: what
+// cannot be queued is dropped and reported to the group's handler.
+// Messages are encoded here, on the caller's goroutine, as raft asks (its
+// entries must not be read while it appends).
+func (g *Group) Send(msgs []*pb.Message) {
+	t := g.t
 	var drops map[uint64][]*pb.Message
 	drop := func(to uint64, m *pb.Message) {
 		if drops == nil {
@@ -323,7 +440,7 @@ func (t *Transport) Send(msgs []*pb.Message) {
 			continue
 		}
 		select {
-		case p.q <- queued{m: m, data: data}:
+		case p.q <- queued{g: g, m: m, data: data}:
 		default:
 			drop(m.GetTo(), m)
 		}
@@ -331,7 +448,7 @@ func (t *Transport) Send(msgs []*pb.Message) {
 	t.mu.Unlock()
 	for to, ms := range drops {
 		t.dropped.Add(uint64(len(ms)))
-		t.cfg.Handler.Unreachable(to, ms)
+		g.h.Unreachable(to, ms)
 	}
 }
 
@@ -359,29 +476,65 @@ func (t *Transport) runPeer(p *peer) {
 				break fill
 			}
 		}
-		// A fresh body each time: the HTTP client may still hold the last
-		// one when a request ends early.
-		body := make([]byte, 0, size+binary.MaxVarintLen32*len(batch))
-		for _, q := range batch {
-			body = binary.AppendUvarint(body, uint64(len(q.data)))
-			body = append(body, q.data...)
+		for _, part := range byGroup(batch) {
+			t.postBatch(p, part)
 		}
-		if err := t.post(p, body); err != nil {
-			ms := make([]*pb.Message, len(batch))
-			for i, q := range batch {
-				ms[i] = q.m
-			}
-			t.dropped.Add(uint64(len(ms)))
-			t.cfg.Handler.Unreachable(p.id, ms)
-			continue
-		}
-		t.batches.Add(1)
-		t.sent.Add(uint64(len(batch)))
 	}
 }
 
-func (t *Transport) post(p *peer, body []byte) error {
-	return t.postTo(p, PathMessages, body)
+// byGroup splits a batch into one run per group, each in queue order (raft
+// needs order only within a group). The usual batch is one group's.
+func byGroup(batch []queued) [][]queued {
+	single := true
+	for _, q := range batch[1:] {
+		if q.g != batch[0].g {
+			single = false
+			break
+		}
+	}
+	if single {
+		return [][]queued{batch}
+	}
+	var parts [][]queued
+	at := map[*Group]int{}
+	for _, q := range batch {
+		i, ok := at[q.g]
+		if !ok {
+			i = len(parts)
+			at[q.g] = i
+			parts = append(parts, nil)
+		}
+		parts[i] = append(parts[i], q)
+	}
+	return parts
+}
+
+// postBatch posts one group's messages to p; a failure reports them
+// unreachable to the group.
+func (t *Transport) postBatch(p *peer, batch []queued) {
+	g := batch[0].g
+	size := 0
+	for _, q := range batch {
+		size += len(q.data)
+	}
+	// A fresh body each time: the HTTP client may still hold the last
+	// one when a request ends early.
+	body := make([]byte, 0, size+binary.MaxVarintLen32*len(batch))
+	for _, q := range batch {
+		body = binary.AppendUvarint(body, uint64(len(q.data)))
+		body = append(body, q.data...)
+	}
+	if err := t.postTo(p, PathMessages, g.id, body); err != nil {
+		ms := make([]*pb.Message, len(batch))
+		for i, q := range batch {
+			ms[i] = q.m
+		}
+		t.dropped.Add(uint64(len(ms)))
+		g.h.Unreachable(p.id, ms)
+		return
+	}
+	t.batches.Add(1)
+	t.sent.Add(uint64(len(batch)))
 }
 
 // Gossip sends body to every peer, best effort and without blocking: a
@@ -401,7 +554,7 @@ func (t *Transport) Gossip(body []byte) {
 		go func() {
 			defer t.wg.Done()
 			defer p.gosso.Store(false)
-			if err := t.postTo(p, PathGossip, body); err != nil {
+			if err := t.postTo(p, PathGossip, GroupShared, body); err != nil {
 				t.gossipFailed.Add(1)
 				return
 			}
@@ -410,7 +563,15 @@ func (t *Transport) Gossip(body []byte) {
 	}
 }
 
-func (t *Transport) postTo(p *peer, path string, body []byte) error {
+// setGroup names the group of a post; the shared group's posts carry no
+// header, as before groups existed.
+func setGroup(h http.Header, group uint64) {
+	if group != GroupShared {
+		h.Set(headerGroup, strconv.FormatUint(group, 10))
+	}
+}
+
+func (t *Transport) postTo(p *peer, path string, group uint64, body []byte) error {
 	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.RequestTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+p.addr+path, bytes.NewReader(body))
@@ -419,6 +580,7 @@ func (t *Transport) postTo(p *peer, path string, body []byte) error {
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
 	req.Header.Set(headerFrom, strconv.FormatUint(t.cfg.ID, 10))
+	setGroup(req.Header, group)
 	if t.cfg.AdvertiseAddr != "" {
 		req.Header.Set(headerAddr, t.cfg.AdvertiseAddr)
 	}
@@ -434,32 +596,58 @@ func (t *Transport) postTo(p *peer, path string, body []byte) error {
 	return nil
 }
 
-// SendSnapshot streams body (the state at m's snapshot index) with the
-// MsgSnap m to its peer, on a goroutine of its own, and calls done with the
-// outcome once the peer has stored and checked it or the transfer failed.
-// done is always called, after body is no longer read.
+// SendSnapshot sends a snapshot of the shared group (see
+// Group.SendSnapshot).
 func (t *Transport) SendSnapshot(m *pb.Message, body io.WriterTo, done func(error)) {
+	t.shared.SendSnapshot(m, body, done)
+}
+
+// SendSnapshot streams body (the state at m's snapshot index) with the
+// group's MsgSnap m to its peer, on a goroutine of its own, and calls done
+// with the outcome once the peer has stored and checked it or the transfer
+// failed. done is always called, after body is no longer read.
+func (g *Group) SendSnapshot(m *pb.Message, body io.WriterTo, done func(error)) {
+	t := g.t
+	t.gmu.RLock()
+	removed := g.removed
+	if !removed {
+		g.wg.Add(1)
+	}
+	t.gmu.RUnlock()
+	if removed {
+		t.snapsFailed.Add(1)
+		done(fmt.Errorf("transport: raft group %d removed", g.id))
+		return
+	}
 	t.mu.Lock()
 	p := t.peers[m.GetTo()]
 	closed := t.closed
-	if p != nil && !closed && !p.snapo.CompareAndSwap(false, true) {
+	if p != nil && !closed && p.snapo[g.id] {
 		t.mu.Unlock()
+		g.wg.Done()
 		t.snapsFailed.Add(1)
 		done(fmt.Errorf("transport: a snapshot to %d is already in flight", m.GetTo()))
 		return
 	}
 	if p == nil || closed {
 		t.mu.Unlock()
+		g.wg.Done()
 		t.snapsFailed.Add(1)
 		done(fmt.Errorf("transport: no address for peer %d", m.GetTo()))
 		return
 	}
+	p.snapo[g.id] = true
 	t.wg.Add(1)
 	t.mu.Unlock()
 	go func() {
 		defer t.wg.Done()
-		defer p.snapo.Store(false)
-		err := t.sendSnapshot(p, m, body)
+		defer g.wg.Done()
+		defer func() {
+			t.mu.Lock()
+			delete(p.snapo, g.id)
+			t.mu.Unlock()
+		}()
+		err := t.sendSnapshot(g, p, m, body)
 		if err != nil {
 			t.snapsFailed.Add(1)
 			t.cfg.Logger.Warn("snapshot transfer failed", "peer", p.id, "err", err)
@@ -470,12 +658,12 @@ func (t *Transport) SendSnapshot(m *pb.Message, body io.WriterTo, done func(erro
 	}()
 }
 
-func (t *Transport) sendSnapshot(p *peer, m *pb.Message, body io.WriterTo) error {
+func (t *Transport) sendSnapshot(g *Group, p *peer, m *pb.Message, body io.WriterTo) error {
 	hdr, err := proto.Marshal(m)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.SnapshotTimeout)
+	ctx, cancel := context.WithTimeout(g.ctx, t.cfg.SnapshotTimeout)
 	defer cancel()
 	pr, pw := io.Pipe()
 	wrote := make(chan error, 1)
@@ -496,6 +684,7 @@ func (t *Transport) sendSnapshot(p *peer, m *pb.Message, body io.WriterTo) error
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
 	req.Header.Set(headerFrom, strconv.FormatUint(t.cfg.ID, 10))
+	setGroup(req.Header, g.id)
 	req.Header.Set(headerMessage, base64.StdEncoding.EncodeToString(hdr))
 	resp, err := t.bulk.Do(req)
 	if err == nil {
@@ -565,6 +754,11 @@ func (t *Transport) handleMessages(w http.ResponseWriter, r *http.Request) {
 	if addr := r.Header.Get(headerAddr); addr != "" {
 		t.learn(from, addr)
 	}
+	g, ok := t.enterGroup(w, r)
+	if !ok {
+		return
+	}
+	defer g.wg.Done()
 	br := bufio.NewReaderSize(r.Body, 64<<10)
 	var buf []byte
 	for {
@@ -602,7 +796,7 @@ func (t *Transport) handleMessages(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		t.received.Add(1)
-		if err := t.cfg.Handler.Step(r.Context(), m); err != nil {
+		if err := g.h.Step(r.Context(), m); err != nil {
 			t.refuse(w, http.StatusServiceUnavailable, "node stopped")
 			return
 		}
@@ -625,7 +819,12 @@ func (t *Transport) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 		t.refuse(w, http.StatusForbidden, "sender refused")
 		return
 	}
-	if err := t.cfg.Handler.ReceiveSnapshot(r.Context(), m, r.Body); err != nil {
+	g, ok := t.enterGroup(w, r)
+	if !ok {
+		return
+	}
+	defer g.wg.Done()
+	if err := g.h.ReceiveSnapshot(r.Context(), m, r.Body); err != nil {
 		t.refuse(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/teamflow/teamflow/engine"
+	"github.com/teamflow/teamflow/httpapi"
 )
 
 // setupCmd creates the first workspace and Owner without the setup link,
@@ -200,5 +201,40 @@ func operatorCmd() *cobra.Command {
 	}
 	reset.Flags().StringVar(&data, "data", "./data", "data directory")
 	cmd.AddCommand(reset)
+	return cmd
+}
+
+// workspaceCmd holds the operator's workspace moves.
+func workspaceCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "workspace", Short: "Move workspaces between stores as the platform operator"}
+	c := operatorFlags(cmd)
+	c.http.Timeout = 3 * time.Minute
+	var abort bool
+	dedicate := &cobra.Command{
+		Use:   "dedicate <slug>",
+		Short: "Move a workspace into a dedicated store of its own (Enterprise plan; cluster)",
+		Long: "Moves the workspace into its own raft group, run by every member next to the shared one, with its own\n" +
+			"raft log and store under <data>/groups/<group>. Its writes answer 503 workspace_moving (Retry-After) during\n" +
+			"the move; reads keep working. Running the command again resumes a move that stopped; --abort undoes one that\n" +
+			"has not flipped. cluster/DESIGN-dedicated-groups.md describes the move and what is not supported yet.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var st httpapi.DedicateStatus
+			if err := c.do(cmd.Context(), http.MethodPost, "/api/v1/platform/workspaces/"+args[0]+"/dedicate", map[string]bool{"abort": abort}, &st); err != nil {
+				return err
+			}
+			switch st.State {
+			case "dedicated":
+				fmt.Fprintf(cmd.OutOrStdout(), "Workspace %s lives in dedicated group %d (steps: %s; %d ms).\n", args[0], st.Group, strings.Join(st.Steps, ", "), st.MoveMillis)
+			case "shared":
+				fmt.Fprintf(cmd.OutOrStdout(), "Workspace %s is in the shared store (steps: %s).\n", args[0], strings.Join(st.Steps, ", "))
+			default:
+				fmt.Fprintf(cmd.OutOrStdout(), "Workspace %s is %s (group %d); run the command again to resume.\n", args[0], st.State, st.Group)
+			}
+			return nil
+		},
+	}
+	dedicate.Flags().BoolVar(&abort, "abort", false, "undo a move that has not flipped")
+	cmd.AddCommand(dedicate)
 	return cmd
 }

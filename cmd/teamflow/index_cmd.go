@@ -50,6 +50,10 @@ func (n *node) snapshotInstalled(uint64) {
 	if n.ix != nil {
 		n.ix.SnapshotInstalled()
 	}
+	if n.ded != nil {
+		// Route records may have changed unobserved.
+		n.ded.poke()
+	}
 }
 
 func registerIndexMetrics(reg *prometheus.Registry, ix *index.Index) {

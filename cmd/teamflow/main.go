@@ -23,7 +23,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), setupCmd(), tenantCmd(), operatorCmd(), clusterCmd(), backupCmd(), restoreCmd(), auditCmd(), indexCmd(), benchCmd(), versionCmd())
+	root.AddCommand(serveCmd(), setupCmd(), tenantCmd(), workspaceCmd(), operatorCmd(), clusterCmd(), backupCmd(), restoreCmd(), auditCmd(), indexCmd(), benchCmd(), versionCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "teamflow:", err)
 		os.Exit(1)

@@ -30,6 +30,8 @@ type node struct {
 	store *storage.Store
 	local *storage.LocalLog // single node
 	raft  *cluster.Node     // cluster member
+	// ded runs the dedicated groups of a cluster member (dedicated.go).
+	ded *dedicated
 	// presence shares live-update presence with the other members.
 	presence *presenceRelay
 	eng      *engine.Service
@@ -131,6 +133,9 @@ func openNode(cfg Config, logger *slog.Logger, clock engine.Clock, opts ...nodeO
 			st.Close()
 			return nil, err
 		}
+		// The dedicated groups follow the route records from the first
+		// replayed entry on; they start once the host runs.
+		n.ded = newDedicated(cfg, logger, nil, st, n.wantSearch)
 		if n.raft, err = startRaft(cfg, st, logger, n.presence.receive, n.snapshotInstalled); err != nil {
 			if n.ix != nil {
 				n.ix.Close()
@@ -140,6 +145,8 @@ func openNode(cfg Config, logger *slog.Logger, clock engine.Clock, opts ...nodeO
 		}
 		n.startCommit = n.raft.Status().Commit
 		lg = retryLog{n.raft}
+		n.ded.host = n.raft
+		n.ded.start()
 	}
 	var mailer engine.Mailer
 	if cfg.Mail.Host != "" {
@@ -164,8 +171,15 @@ func openNode(cfg Config, logger *slog.Logger, clock engine.Clock, opts ...nodeO
 	if n.ix != nil {
 		searcher = searchadapter.New(n.ix)
 	}
+	var router engine.Router = engine.SharedRouter{Route: engine.Route{Log: lg, Store: n.store}}
+	if n.ded != nil {
+		router = groupRouter{d: n.ded, shared: engine.Route{Log: lg, Store: n.store}}
+		if searcher != nil {
+			searcher = routedSearcher{d: n.ded, shared: searcher}
+		}
+	}
 	n.eng = engine.New(engine.Deps{
-		Router:     engine.SharedRouter{Route: engine.Route{Log: lg, Store: n.store}},
+		Router:     router,
 		Clock:      clock,
 		Logger:     logger,
 		Mailer:     mailer,
@@ -226,6 +240,9 @@ func (n *node) Close() error {
 		n.local.Close()
 	}
 	var rerr error
+	if n.ded != nil {
+		n.ded.Close()
+	}
 	if n.raft != nil {
 		rerr = n.raft.Close()
 	}

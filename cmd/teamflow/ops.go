@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 
@@ -17,16 +18,25 @@ import (
 type state struct{ n *node }
 
 var (
-	_ httpapi.StateSource = state{}
-	_ httpapi.ReadBarrier = state{}
-	_ httpapi.NodeOps     = state{}
+	_ httpapi.StateSource    = state{}
+	_ httpapi.ReadBarrier    = state{}
+	_ httpapi.NodeOps        = state{}
+	_ httpapi.WorkspaceMover = state{}
 )
 
 func (s state) AppliedIndex() uint64 { return s.n.store.AppliedIndex() }
 
+// WaitApplied waits for the shared store to apply idx. The index a client
+// holds (TeamFlow-Applied-Index) is the shared group's; a dedicated
+// workspace's writes are in its group's log, so a node with dedicated
+// groups also takes a read barrier on each of them: every write a client
+// saw acknowledged, in any group, is then applied here.
 func (s state) WaitApplied(ctx context.Context, idx uint64) error {
 	if s.n.raft != nil {
-		return s.n.raft.WaitApplied(ctx, idx)
+		if err := s.n.raft.WaitApplied(ctx, idx); err != nil {
+			return err
+		}
+		return s.n.ded.barrier(ctx)
 	}
 	return s.n.store.WaitApplied(ctx, idx)
 }
@@ -37,7 +47,10 @@ func (s state) Ready() error { return s.n.Ready() }
 // write is applied already.
 func (s state) ReadBarrier(ctx context.Context) error {
 	if s.n.raft != nil {
-		return s.n.raft.ReadBarrier(ctx)
+		if err := s.n.raft.ReadBarrier(ctx); err != nil {
+			return err
+		}
+		return s.n.ded.barrier(ctx)
 	}
 	return s.n.store.Healthy()
 }
@@ -76,12 +89,18 @@ func (s state) AddLearner(ctx context.Context, id uint64, raftAddr string) error
 	if s.n.raft == nil {
 		return errNotClustered
 	}
+	if err := s.noDedicatedGroups("change the membership"); err != nil {
+		return err
+	}
 	return s.clusterErr(s.n.raft.AddLearner(ctx, id, raftAddr))
 }
 
 func (s state) Promote(ctx context.Context, id uint64) error {
 	if s.n.raft == nil {
 		return errNotClustered
+	}
+	if err := s.noDedicatedGroups("change the membership"); err != nil {
+		return err
 	}
 	err := s.n.raft.Promote(ctx, id)
 	if err != nil && errors.Is(err, context.DeadlineExceeded) && s.n.raft.IsLeader() {
@@ -94,6 +113,9 @@ func (s state) RemoveMember(ctx context.Context, id uint64) error {
 	if s.n.raft == nil {
 		return errNotClustered
 	}
+	if err := s.noDedicatedGroups("change the membership"); err != nil {
+		return err
+	}
 	return s.clusterErr(s.n.raft.Remove(ctx, id))
 }
 
@@ -105,12 +127,28 @@ func (s state) TransferLeader(ctx context.Context, id uint64) error {
 }
 
 func (s state) WorkspaceHash(_ context.Context, tenant string) (*httpapi.WorkspaceHash, error) {
+	// A dedicated workspace is hashed in its group's store, at its index.
+	st := s.n.store
+	if s.n.ded != nil {
+		rec, _, err := readRoute(s.n.store.Sys(), tenant)
+		if err != nil {
+			return nil, err
+		}
+		if rec != nil && rec.State == routeDedicated {
+			g := s.n.ded.get(rec.Group)
+			if g == nil {
+				return nil, &httpapi.OpError{Status: http.StatusServiceUnavailable, Code: "group_not_open",
+					Detail: fmt.Sprintf("the workspace's group %d is not open on this node yet", rec.Group)}
+			}
+			st = g.store
+		}
+	}
 	// The applied index is read on both sides of the hash and the audit
 	// head; equal values mean no entry applied meanwhile, so both are the
 	// state at it.
 	for {
-		before := s.n.store.AppliedIndex()
-		h, err := s.n.store.TenantHash(tenant)
+		before := st.AppliedIndex()
+		h, err := st.TenantHash(tenant)
 		if err != nil {
 			return nil, err
 		}
@@ -118,7 +156,7 @@ func (s state) WorkspaceHash(_ context.Context, tenant string) (*httpapi.Workspa
 		if err != nil {
 			return nil, err
 		}
-		if after := s.n.store.AppliedIndex(); after == before {
+		if after := st.AppliedIndex(); after == before {
 			return &httpapi.WorkspaceHash{Workspace: tenant, Applied: before, Hash: httpapi.HexHash(h),
 				AuditHeadSeq: head.Seq, AuditHeadHash: head.Hash}, nil
 		}
@@ -128,6 +166,9 @@ func (s state) WorkspaceHash(_ context.Context, tenant string) (*httpapi.Workspa
 // OpenBackup pins a snapshot after a read barrier, so the backup holds
 // every write acknowledged (on any node) before the request.
 func (s state) OpenBackup(ctx context.Context) (httpapi.Backup, error) {
+	if err := s.noDedicatedGroups("take a backup"); err != nil {
+		return nil, err
+	}
 	if err := s.ReadBarrier(ctx); err != nil {
 		return nil, &httpapi.OpError{Status: http.StatusServiceUnavailable, Code: "read_barrier_failed", Detail: "this node could not confirm it is up to date: " + err.Error()}
 	}
@@ -186,4 +227,33 @@ func (s state) clusterErr(err error) error {
 		return err
 	}
 	return &httpapi.OpError{Status: http.StatusBadRequest, Code: "membership_change_failed", Detail: err.Error()}
+}
+
+// DedicateWorkspace moves a workspace into a dedicated group (dedicated.go).
+func (s state) DedicateWorkspace(ctx context.Context, tenant string, abort bool) (*httpapi.DedicateStatus, error) {
+	if s.n.ded == nil {
+		return nil, &httpapi.OpError{Status: http.StatusConflict, Code: "not_clustered",
+			Detail: "dedicated stores are raft groups of a cluster: this node runs alone (no --node-id)"}
+	}
+	return s.n.ded.Dedicate(ctx, tenant, abort)
+}
+
+// noDedicatedGroups refuses the operations stage 3 does not extend to
+// dedicated groups yet (cluster/DESIGN-dedicated-groups.md, "Left to do"):
+// a membership change would leave the groups on the old members, and a
+// backup of the shared store would miss the dedicated workspaces.
+func (s state) noDedicatedGroups(what string) error {
+	if s.n.ded == nil {
+		return nil
+	}
+	found, err := s.n.ded.anyRoutes()
+	if err != nil {
+		return err
+	}
+	if found {
+		return &httpapi.OpError{Status: http.StatusConflict, Code: "dedicated_groups_unsupported",
+			Detail: "cannot " + what + " while workspaces live in dedicated stores (or a move is under way): not supported yet " +
+				"(cluster/DESIGN-dedicated-groups.md); abort a move that has not flipped with teamflow workspace dedicate --abort"}
+	}
+	return nil
 }

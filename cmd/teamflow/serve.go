@@ -94,7 +94,11 @@ func serve(ctx context.Context, cfg Config, out, errOut io.Writer) error {
 	// cluster, everyone's) becomes an event for this node's realtime hub.
 	// EventsFrom reads only the command; Publish and Advance only enqueue,
 	// so the store's observer goroutine is never held up by clients.
-	n.store.Observe(engine.ObserveEvents(api))
+	n.store.Observe(skipFlips(engine.ObserveEvents(api)))
+	if n.ded != nil {
+		// A dedicated workspace's commands apply to its group's store.
+		n.ded.observe(engine.ObserveEvents(api))
+	}
 	if n.raft != nil {
 		// Presence (who is viewing a project or task) is in memory on the
 		// node a client is connected to: share it with the other members.

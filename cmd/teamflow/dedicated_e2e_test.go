@@ -1,0 +1,318 @@
+//go:build e2e
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/teamflow/teamflow/httpapi"
+	"github.com/teamflow/teamflow/internal/figures"
+	"github.com/teamflow/teamflow/storage"
+)
+
+// TestR7DedicatedMove is R7: a workspace moves into a dedicated store (its
+// own raft group on the same three nodes) while clients write to it and to
+// a shared workspace on every node. Writes refused during the move (503
+// workspace_moving) are retried by the clients. Then: no acknowledged
+// write is lost in either workspace and each is readable on every node;
+// the workspace's keys are gone from a node's shared store (checked on
+// disk after a kill -9); search finds a task created after the move; the
+// killed node reopens the group on restart and every node converges
+// (per-store hashes at equal indexes).
+func TestR7DedicatedMove(t *testing.T) {
+	seed := figures.Seed(t)
+	c := newCluster(t, 3, "--min-index-wait", "10s")
+	hc := &http.Client{Timeout: 15 * time.Second}
+	bg := context.Background()
+
+	type space struct {
+		slug, token, project string
+		mu                   sync.Mutex
+		acked                map[string]string // task ID -> title
+	}
+	spaces := []*space{{slug: "r7ded"}, {slug: "r7shared"}}
+	for _, sp := range spaces {
+		sp.acked = map[string]string{}
+		cl := newClient(t, c.nodes[0].URL())
+		m := want(t, cl.do("POST", "/api/v1/signup", map[string]any{"workspace_name": strings.ToUpper(sp.slug), "workspace_slug": sp.slug,
+			"name": "Owner", "email": "owner@" + sp.slug + ".test", "password": "password-" + sp.slug}), 201, "signup")
+		cl.token = m["access_token"].(string)
+		sp.token = cl.token
+		sp.project = want(t, cl.do("POST", "/api/v1/projects", map[string]any{"name": "R7"}), 201, "project")["id"].(string)
+	}
+	ded := spaces[0]
+	opCall := func(n *cnode, method, path string, body any) (int, []byte) {
+		status, _, b, _, err := call(bg, &http.Client{Timeout: 3 * time.Minute}, method, n.URL()+path, c.opTok, body)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		return status, b
+	}
+
+	// Not on the free plan.
+	if status, b := opCall(c.nodes[1], "POST", "/api/v1/platform/workspaces/r7ded/dedicate", map[string]any{}); status != http.StatusForbidden || problemCode(b) != "plan_feature_unavailable" {
+		t.Fatalf("dedicate on the free plan: %d %s", status, b)
+	}
+	if status, b := opCall(c.nodes[0], "PUT", "/api/v1/platform/workspaces/r7ded/plan", map[string]any{"plan": "enterprise"}); status != 200 {
+		t.Fatalf("set plan: %d %s", status, b)
+	}
+
+	// Clients: two per workspace, each going round the nodes.
+	var refused503, unknown, writes atomic.Int64
+	ctx, stop := context.WithCancel(bg)
+	var wg sync.WaitGroup
+	for ci := range 4 {
+		sp := spaces[ci%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				title := fmt.Sprintf("%s-c%d-t%d", sp.slug, ci, i)
+				n := c.nodes[(ci+i)%len(c.nodes)]
+				for ctx.Err() == nil {
+					status, h, b, _, err := call(bg, hc, "POST", n.URL()+"/api/v1/projects/"+sp.project+"/tasks", sp.token, map[string]any{"title": title})
+					if err == nil && status == 201 {
+						var task struct {
+							ID string `json:"id"`
+						}
+						json.Unmarshal(b, &task)
+						sp.mu.Lock()
+						sp.acked[task.ID] = title
+						sp.mu.Unlock()
+						writes.Add(1)
+						break
+					}
+					if err == nil && status == 503 && problemCode(b) == "workspace_moving" {
+						if h.Get("Retry-After") == "" {
+							t.Errorf("workspace_moving without Retry-After")
+						}
+						refused503.Add(1)
+						time.Sleep(100 * time.Millisecond)
+						continue
+					}
+					// Anything else: the outcome is unknown; not counted as
+					// acknowledged, and a new title is used.
+					unknown.Add(1)
+					t.Logf("client %d: %d %v %s", ci, status, err, b)
+					time.Sleep(100 * time.Millisecond)
+					break
+				}
+			}
+		}()
+	}
+
+	time.Sleep(3 * time.Second)
+	before := writes.Load()
+	moveStart := time.Now()
+	out, err := c.cli("workspace", "dedicate", "r7ded", "--server", c.nodes[1].URL())
+	moveMs := time.Since(moveStart).Milliseconds()
+	if err != nil {
+		stop()
+		wg.Wait()
+		t.Fatalf("teamflow workspace dedicate: %v\n%s", err, out)
+	}
+	t.Logf("moved after %d writes in %d ms: %s", before, moveMs, strings.TrimSpace(out))
+	var st httpapi.DedicateStatus
+	if status, b := opCall(c.nodes[2], "POST", "/api/v1/platform/workspaces/r7ded/dedicate", map[string]any{}); status != 200 || json.Unmarshal(b, &st) != nil || st.State != "dedicated" {
+		t.Fatalf("dedicate again (resume finds it done): %d %s", status, b)
+	}
+	tenant, group := st.Workspace, st.Group
+	if status, b := opCall(c.nodes[0], "POST", "/api/v1/platform/workspaces/r7ded/dedicate", map[string]any{"abort": true}); status != http.StatusConflict || problemCode(b) != "move_flipped" {
+		t.Errorf("abort after the flip: %d %s", status, b)
+	}
+	time.Sleep(3 * time.Second)
+	stop()
+	wg.Wait()
+	afterMove := writes.Load() - before
+
+	// The move is in the workspace's audit trail: the request (copied
+	// into the group) and the outcome (written in it).
+	phases := map[string]int{}
+	status, b := opCall(c.nodes[1], "GET", "/api/v1/platform/workspaces/r7ded/audit", nil)
+	var trail struct {
+		Entries []struct {
+			Payload []byte `json:"payload"`
+		} `json:"entries"`
+	}
+	if status != 200 || json.Unmarshal(b, &trail) != nil {
+		t.Fatalf("audit trail: %d %.300s", status, b)
+	}
+	for _, e := range trail.Entries {
+		var entry struct {
+			Action string `json:"action"`
+			Detail struct {
+				Phase string `json:"phase"`
+			} `json:"detail"`
+		}
+		if json.Unmarshal(e.Payload, &entry) == nil && entry.Action == "platform.workspace_dedicate" {
+			phases[entry.Detail.Phase]++
+		}
+	}
+	// Two calls: the move, and the one that found it done.
+	if phases["requested"] != 2 || phases["done"] != 2 {
+		t.Errorf("the move in the audit trail: %v", phases)
+	}
+
+	// Membership changes and backups are refused while groups exist.
+	if status, b := opCall(c.nodes[0], "POST", "/api/v1/platform/cluster/members", map[string]any{"id": 4, "raft_addr": "127.0.0.1:1"}); status != http.StatusConflict || problemCode(b) != "dedicated_groups_unsupported" {
+		t.Errorf("join with a dedicated group: %d %s", status, b)
+	}
+	if status, b := opCall(c.nodes[0], "GET", "/api/v1/platform/backup", nil); status != http.StatusConflict || problemCode(b) != "dedicated_groups_unsupported" {
+		t.Errorf("backup with a dedicated group: %d %.300s", status, b)
+	}
+
+	// Every acknowledged write, on every node (read-your-writes through
+	// a linearizable read).
+	lost := 0
+	readAll := func(what string) {
+		for _, sp := range spaces {
+			for id, title := range sp.acked {
+				for _, n := range c.nodes {
+					status, _, b, _, err := call(bg, hc, "GET", n.URL()+"/api/v1/tasks/"+id, sp.token, nil, "TeamFlow-Consistency", "linearizable")
+					var task struct {
+						Title string `json:"title"`
+					}
+					if err != nil || status != 200 || json.Unmarshal(b, &task) != nil || task.Title != title {
+						lost++
+						t.Errorf("%s: task %s (%s) of %s on node %d: %d %v %s", what, id, title, sp.slug, n.id, status, err, b)
+					}
+				}
+			}
+		}
+	}
+	readAll("after the move")
+
+	// Search finds a task created after the move, on every node.
+	cl := newClient(t, c.nodes[0].URL())
+	cl.token = ded.token
+	afterID := want(t, cl.do("POST", "/api/v1/projects/"+ded.project+"/tasks", map[string]any{"title": "zebracorn after the move"}), 201, "task after the move")["id"].(string)
+	ded.acked[afterID] = "zebracorn after the move"
+	searchFound := 0
+	for _, n := range c.nodes {
+		ok := poll(30*time.Second, func() bool {
+			status, _, b, _, err := call(bg, hc, "GET", n.URL()+"/api/v1/search?q=zebracorn", ded.token, nil)
+			return err == nil && status == 200 && strings.Contains(string(b), afterID)
+		})
+		if ok {
+			searchFound++
+		} else {
+			t.Errorf("node %d: search did not find the task created after the move", n.id)
+		}
+	}
+
+	// kill -9 a node; its shared store no longer holds the workspace, its
+	// group's store does.
+	victim := c.nodes[2]
+	c.kill(victim)
+	keysLeft := countTenantKeys(t, filepath.Join(victim.dir, stateDir), tenant)
+	groupKeys := countTenantKeys(t, filepath.Join(victim.dir, groupsDir, strconv.FormatUint(group, 10), stateDir), tenant)
+	if keysLeft != 0 || groupKeys == 0 {
+		t.Errorf("node %d on disk: %d keys of the workspace left in the shared store, %d in group %d's", victim.id, keysLeft, groupKeys, group)
+	}
+	// A write while it is down, then restart: it reopens the group.
+	extraID := want(t, cl.do("POST", "/api/v1/projects/"+ded.project+"/tasks", map[string]any{"title": "written while node 3 was down"}), 201, "task while down")["id"].(string)
+	ded.acked[extraID] = "written while node 3 was down"
+	if err := c.launch(victim, "--peers", c.peers); err != nil {
+		t.Fatal(err)
+	}
+	c.waitReady(victim, 60*time.Second)
+	converged := r7Converge(t, c, []string{"r7ded", "r7shared"}, 60*time.Second)
+	readAll("after the restart")
+
+	t.Logf("writes=%d (after the move %d) refused_503=%d unknown=%d move_ms=%d group=%d keys in group store=%d",
+		writes.Load(), afterMove, refused503.Load(), unknown.Load(), moveMs, group, groupKeys)
+	figures.Report(t, "R7", seed, []figures.Figure{
+		figures.Eq("acked_lost", float64(lost), 0),
+		figures.Eq("shared_store_keys_left", float64(keysLeft), 0),
+		figures.Eq("nodes_converged", float64(converged), 3),
+		figures.Eq("search_found_nodes", float64(searchFound), 3),
+		figures.Le("move_ms", float64(moveMs), 30000),
+		figures.Guard("acked_writes", float64(writes.Load()), 20),
+		figures.Guard("acked_after_move", float64(afterMove), 4),
+		figures.Guard("refused_503", float64(refused503.Load()), 0),
+	})
+}
+
+// countTenantKeys opens a store of a stopped node and counts the tenant's
+// records.
+func countTenantKeys(t *testing.T, dir, tenant string) int {
+	t.Helper()
+	if _, err := os.Stat(dir); err != nil {
+		t.Errorf("%s: %v", dir, err)
+		return -1
+	}
+	st, err := storage.Open(dir, storage.Options{})
+	if err != nil {
+		t.Fatalf("open %s: %v", dir, err)
+	}
+	defer st.Close()
+	n := 0
+	if err := st.Tenant(tenant).Scan(nil, storage.ScanOptions{}, func(storage.Key, storage.Record) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// r7Converge waits until, for each workspace, every node reports its hash
+// at one applied index (the shared group's, or the dedicated group's), and
+// answers how many nodes agree with node 1 on every workspace.
+func r7Converge(t *testing.T, c *tcluster, slugs []string, d time.Duration) int {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		agree := map[uint64]int{}
+		settled := true
+		for _, ws := range slugs {
+			byNode := map[uint64]httpapi.WorkspaceHash{}
+			for _, n := range c.nodes {
+				var h httpapi.WorkspaceHash
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_, err := c.op(ctx, n, http.MethodGet, "/api/v1/platform/workspaces/"+ws+"/hash", &h)
+				cancel()
+				if err != nil {
+					settled = false
+					break
+				}
+				byNode[n.id] = h
+			}
+			if !settled {
+				break
+			}
+			ref := byNode[1]
+			for id, h := range byNode {
+				if h.Applied != ref.Applied {
+					settled = false
+				}
+				if h.Hash == ref.Hash && h.AuditHeadHash == ref.AuditHeadHash {
+					agree[id]++
+				}
+			}
+		}
+		if settled {
+			n := 0
+			for _, k := range agree {
+				if k == len(slugs) {
+					n++
+				}
+			}
+			if n != len(c.nodes) {
+				t.Errorf("hashes differ at equal indexes: %v", agree)
+			}
+			return n
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Errorf("the nodes did not converge within %s", d)
+	return 0
+}
