@@ -323,7 +323,10 @@ func (w *refWorld) randomQuery(r *rand.Rand, users []string) *refQuery {
 				return d.due == key
 			}
 			ng := neg()
-			if !ng && (op == "<" || op == ">") && structured() {
+			// A second due_before (or due_after) would overwrite the first
+			// field while both predicates stay: it goes into the text.
+			free := (op == "<" && rq.q.DueBefore == "") || (op == ">" && rq.q.DueAfter == "")
+			if !ng && free && structured() {
 				if op == "<" {
 					rq.q.DueBefore = v
 				} else {

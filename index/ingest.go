@@ -78,13 +78,24 @@ func (ix *Index) advanceLocked(t *tenant, idx, seq uint64) {
 }
 
 // kickLocked starts the tenant's worker if it has work and none is running.
+// Owed work (a rebuild a search is waiting for) cuts a running worker's
+// linger short.
 func (ix *Index) kickLocked(t *tenant) {
+	if t.working && t.flags != 0 {
+		ix.hurryLocked()
+	}
 	if t.working || ix.closed || (len(t.queue) == 0 && t.flags == 0) {
 		return
 	}
 	t.working = true
 	ix.workers.Add(1)
 	go ix.work(t)
+}
+
+// hurryLocked wakes every lingering worker.
+func (ix *Index) hurryLocked() {
+	close(ix.hurry)
+	ix.hurry = make(chan struct{})
 }
 
 // A worker with fewer than lingerBatch commands queued waits lingerFor for

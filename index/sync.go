@@ -456,8 +456,7 @@ func (ix *Index) Verify(ctx context.Context, tenant string) (Report, error) {
 func (ix *Index) WaitIdle(ctx context.Context) error {
 	ix.mu.Lock()
 	ix.idleWait++
-	close(ix.hurry)
-	ix.hurry = make(chan struct{})
+	ix.hurryLocked()
 	ix.mu.Unlock()
 	defer func() {
 		ix.mu.Lock()

@@ -92,6 +92,28 @@ func (w *r1Workload) record(client int, in r1Input, out r1Output, call, ret int6
 	w.hmu.Unlock()
 }
 
+// firstWriteAfter is, for each instant (in now's units), how long after it
+// the first write sent at or after it was acknowledged: a create, or a
+// compare-and-set that applied. An instant no such write followed counts
+// as the rest of the run.
+func (w *r1Workload) firstWriteAfter(instants []int64) []time.Duration {
+	w.hmu.Lock()
+	defer w.hmu.Unlock()
+	out := make([]time.Duration, len(instants))
+	for i, at := range instants {
+		first := w.now()
+		for _, op := range w.history {
+			in, res := op.Input.(r1Input), op.Output.(r1Output)
+			if op.Call < at || res.Unknown || in.Kind == r1Read || (in.Kind == r1CAS && !res.OK) {
+				continue
+			}
+			first = min(first, op.Return)
+		}
+		out[i] = time.Duration(first - at)
+	}
+	return out
+}
+
 // acked copies the highest version acknowledged of every task.
 func (w *r1Workload) acked() map[string]uint64 {
 	w.mu.Lock()
