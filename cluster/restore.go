@@ -38,21 +38,30 @@ func Restore(dir string, id uint64, raftAddr string, store *storage.Store) (uint
 	if _, _, err := net.SplitHostPort(raftAddr); err != nil {
 		return 0, fmt.Errorf("cluster: restore: raft address %q: %w", raftAddr, err)
 	}
+	m := &membership{Voters: []uint64{id}, Addrs: []memberAddr{{ID: id, Addr: raftAddr}}}
+	return startLogAt(dir, id, store, m, "restore")
+}
+
+// startLogAt lays out dir as node id's raft data starting at the entry
+// after store's applied index: it applies m there (the membership the log
+// starts with), syncs the store, and writes a raft log that starts with a
+// snapshot at that index (term 1) and a HardState committing it. what
+// names the caller in errors. It returns the index.
+func startLogAt(dir string, id uint64, store *storage.Store, m *membership, what string) (uint64, error) {
 	raftPath := filepath.Join(dir, "raft")
 	if _, err := os.Stat(raftPath); err == nil {
-		return 0, fmt.Errorf("cluster: restore: %s already holds a raft log", raftPath)
+		return 0, fmt.Errorf("cluster: %s: %s already holds a raft log", what, raftPath)
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "snap"), 0o755); err != nil {
-		return 0, fmt.Errorf("cluster: restore: %w", err)
+		return 0, fmt.Errorf("cluster: %s: %w", what, err)
 	}
 	idx := store.AppliedIndex() + 1
-	m := &membership{Voters: []uint64{id}, Addrs: []memberAddr{{ID: id, Addr: raftAddr}}}
 	res, err := store.Apply([]storage.Entry{{Index: idx, Data: m.command(idx)}})
 	if err != nil {
-		return 0, fmt.Errorf("cluster: restore: membership: %w", err)
+		return 0, fmt.Errorf("cluster: %s: membership: %w", what, err)
 	}
 	if len(res) != 1 || res[0].Err != nil {
-		return 0, fmt.Errorf("cluster: restore: membership refused: %v", res)
+		return 0, fmt.Errorf("cluster: %s: membership refused: %v", what, res)
 	}
 	if err := store.Sync(); err != nil {
 		return 0, err
@@ -69,7 +78,7 @@ func Restore(dir string, id uint64, raftAddr string, store *storage.Store) (uint
 	hs := &pb.HardState{Term: proto.Uint64(1), Commit: proto.Uint64(idx)}
 	if err := logs.save(hs, nil, snap, true); err != nil {
 		logs.close()
-		return 0, fmt.Errorf("cluster: restore: raft log: %w", err)
+		return 0, fmt.Errorf("cluster: %s: raft log: %w", what, err)
 	}
 	if err := logs.close(); err != nil {
 		return 0, err

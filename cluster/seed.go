@@ -4,13 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
-
-	pb "go.etcd.io/raft/v3/raftpb"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/teamflow/teamflow/storage"
 )
@@ -31,13 +25,6 @@ func SeedGroup(dir string, id uint64, store *storage.Store, peers map[uint64]str
 	if _, ok := peers[id]; !ok || id == 0 {
 		return 0, fmt.Errorf("cluster: seed group: peers must include this node (%d)", id)
 	}
-	raftPath := filepath.Join(dir, "raft")
-	if _, err := os.Stat(raftPath); err == nil {
-		return 0, fmt.Errorf("cluster: seed group: %s already holds a raft log", raftPath)
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "snap"), 0o755); err != nil {
-		return 0, fmt.Errorf("cluster: seed group: %w", err)
-	}
 	m := &membership{}
 	for pid, addr := range peers {
 		if pid == 0 {
@@ -49,33 +36,5 @@ func SeedGroup(dir string, id uint64, store *storage.Store, peers map[uint64]str
 	// Sorted, so every member writes the same bytes.
 	slices.Sort(m.Voters)
 	slices.SortFunc(m.Addrs, func(a, b memberAddr) int { return cmp.Compare(a.ID, b.ID) })
-	idx := store.AppliedIndex() + 1
-	res, err := store.Apply([]storage.Entry{{Index: idx, Data: m.command(idx)}})
-	if err != nil {
-		return 0, fmt.Errorf("cluster: seed group: membership: %w", err)
-	}
-	if len(res) != 1 || res[0].Err != nil {
-		return 0, fmt.Errorf("cluster: seed group: membership refused: %v", res)
-	}
-	if err := store.Sync(); err != nil {
-		return 0, err
-	}
-	logs, err := openLogStore(raftPath, id, slog.New(slog.DiscardHandler))
-	if err != nil {
-		return 0, err
-	}
-	snap := &pb.Snapshot{Metadata: &pb.SnapshotMetadata{
-		Index:     proto.Uint64(idx),
-		Term:      proto.Uint64(1),
-		ConfState: m.confState(),
-	}}
-	hs := &pb.HardState{Term: proto.Uint64(1), Commit: proto.Uint64(idx)}
-	if err := logs.save(hs, nil, snap, true); err != nil {
-		logs.close()
-		return 0, fmt.Errorf("cluster: seed group: raft log: %w", err)
-	}
-	if err := logs.close(); err != nil {
-		return 0, err
-	}
-	return idx, syncDir(dir)
+	return startLogAt(dir, id, store, m, "seed group")
 }

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/teamflow/teamflow/httpapi"
 	"github.com/teamflow/teamflow/internal/figures"
 )
 
@@ -226,6 +227,16 @@ type nodeStatus struct {
 		Learner bool   `json:"learner"`
 	} `json:"members"`
 	Removed []uint64 `json:"removed"`
+}
+
+// workspaceHash reads a workspace's replica hash (keyspace and audit
+// head, at the node's applied index) from node n.
+func (c *tcluster) workspaceHash(n *cnode, ws string) (httpapi.WorkspaceHash, error) {
+	var h httpapi.WorkspaceHash
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := c.op(ctx, n, http.MethodGet, "/api/v1/platform/workspaces/"+ws+"/hash", &h)
+	return h, err
 }
 
 // op is one operator call; it returns the status and the body.

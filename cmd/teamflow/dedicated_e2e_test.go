@@ -276,10 +276,7 @@ func r7Converge(t *testing.T, c *tcluster, slugs []string, d time.Duration) int 
 		for _, ws := range slugs {
 			byNode := map[uint64]httpapi.WorkspaceHash{}
 			for _, n := range c.nodes {
-				var h httpapi.WorkspaceHash
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				_, err := c.op(ctx, n, http.MethodGet, "/api/v1/platform/workspaces/"+ws+"/hash", &h)
-				cancel()
+				h, err := c.workspaceHash(n, ws)
 				if err != nil {
 					settled = false
 					break

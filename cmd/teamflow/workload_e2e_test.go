@@ -459,10 +459,7 @@ func (c *tcluster) convergeState(workspaces []string, d time.Duration) (map[stri
 		for _, ws := range workspaces {
 			out[ws] = map[uint64]httpapi.WorkspaceHash{}
 			for _, n := range c.nodes {
-				var h httpapi.WorkspaceHash
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				_, err := c.op(ctx, n, http.MethodGet, "/api/v1/platform/workspaces/"+ws+"/hash", &h)
-				cancel()
+				h, err := c.workspaceHash(n, ws)
 				if err != nil {
 					ok = false
 					break
