@@ -57,7 +57,14 @@ func (ix *Index) Observe(batch []storage.Applied) {
 			t.queue = nil
 			t.flags |= flagReconcile
 		}
-		t.queue = append(t.queue, entry{index: a.Index, seq: a.Result.Seq, cmd: c, values: a.Result.Values, rel: rel})
+		e := entry{index: a.Index, seq: a.Result.Seq, rel: rel}
+		if rel {
+			// Only a command the index reads is kept: the others only move
+			// the watermark, and may be large (attachment chunks), held
+			// here for as long as the worker lingers.
+			e.cmd, e.values = c, a.Result.Values
+		}
+		t.queue = append(t.queue, e)
 		ix.kickLocked(t)
 	}
 	ix.notifyLocked()
