@@ -125,7 +125,7 @@ func (s *Service) oneTime(ctx context.Context, token, purpose string) (string, *
 
 // sendVerification adds a verification mail for u to ch.
 func (s *Service) sendVerification(ctx context.Context, ch *change, v storage.View, u *userRecord) error {
-	if !s.mailEnabled() {
+	if !s.MailEnabled() {
 		return nil
 	}
 	tok := s.putOneTime(ch, purposeVerify, u, verifyTTL)
@@ -139,7 +139,7 @@ func (s *Service) sendVerification(ctx context.Context, ch *change, v storage.Vi
 
 // ResendVerification mails a new verification link to the caller.
 func (s *Service) ResendVerification(ctx context.Context, p Principal) error {
-	if !s.mailEnabled() {
+	if !s.MailEnabled() {
 		return &Error{Code: "mail_unavailable", Message: "this installation sends no mail; email addresses count as confirmed", Err: ErrConflict}
 	}
 	log, v := s.tenant(p.Tenant)
@@ -217,7 +217,7 @@ func (s *Service) RequestMagicLink(ctx context.Context, workspace, email string)
 }
 
 func (s *Service) mailLink(ctx context.Context, workspace, email, purpose, tmpl, path string, ttl time.Duration) error {
-	if !s.mailEnabled() {
+	if !s.MailEnabled() {
 		return &Error{Code: "mail_unavailable", Message: "this installation sends no mail; ask an administrator", Err: ErrConflict}
 	}
 	tenant, u := s.accountFor(workspace, email)

@@ -386,7 +386,7 @@ func (s *Service) loginFailed(ctx context.Context, tenant, userID, action string
 			u.FailedLogins, u.FailedSince = 0, 0
 			u.LockedUntil = now.Add(loginLock).UnixMilli()
 			s.audit(ctx, ch, auditInput{Action: "auth.account_locked", TargetKind: "member", TargetID: u.ID, Outcome: "denied"})
-			if s.mailEnabled() {
+			if s.MailEnabled() {
 				tok := s.putOneTime(ch, purposeReset, u, resetTTL)
 				d, err := s.mailWorkspace(v)
 				if err != nil {

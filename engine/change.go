@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 	"github.com/teamflow/teamflow/storage"
@@ -81,6 +82,20 @@ func (c *change) del(key storage.Key) int {
 
 func (c *change) delSys(key storage.Key) int {
 	return c.op(storage.Op{Type: storage.OpDelete, Space: storage.SpaceSys, Key: key})
+}
+
+// delGone deletes the keys of old that cur no longer has: the index
+// entries a record's previous version had and its new one does not.
+func (c *change) delGone(old, cur []storage.Key) {
+	for _, k := range old {
+		if !containsKey(cur, k) {
+			c.del(k)
+		}
+	}
+}
+
+func containsKey(list []storage.Key, k storage.Key) bool {
+	return slices.ContainsFunc(list, func(x storage.Key) bool { return string(x) == string(k) })
 }
 
 // delRange deletes every key under prefix.

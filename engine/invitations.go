@@ -100,7 +100,7 @@ func (s *Service) Invite(ctx context.Context, p Principal, email string, role Ro
 	if err != nil {
 		return nil, err
 	}
-	if s.mailEnabled() && inviter.EmailVerifiedAt == 0 {
+	if s.MailEnabled() && inviter.EmailVerifiedAt == 0 {
 		return nil, &Error{Code: "email_unverified", Message: "confirm your email address before inviting others (we sent you a link; POST /api/v1/me/verify-email sends another)", Err: ErrForbidden}
 	}
 	token := newInviteToken(p.Tenant)
@@ -127,7 +127,7 @@ func (s *Service) Invite(ctx context.Context, p Principal, email string, role Ro
 		return nil, err
 	}
 	out := inv.view(now, 1)
-	if !s.mailEnabled() {
+	if !s.MailEnabled() {
 		// No mail on this installation: the admin hands the link over.
 		out.Token, out.Link = token, link
 		s.log.Info("invitation created; mail delivery is not configured, so the link goes to the inviting admin", "workspace", p.Tenant, "invitation", inv.ID)
@@ -231,7 +231,7 @@ func (s *Service) ResendInvitation(ctx context.Context, p Principal, id string) 
 	if err != nil {
 		return nil, err
 	}
-	if s.mailEnabled() && inviter.EmailVerifiedAt == 0 {
+	if s.MailEnabled() && inviter.EmailVerifiedAt == 0 {
 		return nil, &Error{Code: "email_unverified", Message: "confirm your email address before inviting others", Err: ErrForbidden}
 	}
 	token := newInviteToken(p.Tenant)
@@ -276,7 +276,7 @@ func (s *Service) ResendInvitation(ctx context.Context, p Principal, id string) 
 	if err != nil {
 		return nil, err
 	}
-	if !s.mailEnabled() {
+	if !s.MailEnabled() {
 		out.Token, out.Link = token, link
 	}
 	return out, nil

@@ -314,7 +314,7 @@ func (s *Service) me(p Principal, u *userRecord, version uint64) (*Me, error) {
 	m := u.view(version)
 	m.MFAEnabled = &mfaOn // one's own, always
 	out := &Me{Member: *m, WorkspaceID: p.Tenant, Notifications: u.Notifications,
-		EmailVerified:          u.EmailVerifiedAt != 0 || !s.mailEnabled(),
+		EmailVerified:          u.EmailVerifiedAt != 0 || !s.MailEnabled(),
 		RecoveryCodesRemaining: len(u.MFA.RecoveryHash)}
 	if deadline, ok, err := s.mfaDeadline(p.Tenant, u); err != nil {
 		return nil, err

@@ -295,7 +295,7 @@ func (s *Service) ResetMemberMFA(ctx context.Context, p Principal, userID string
 			return nil, err
 		}
 		s.audit(ctx, ch, auditInput{Action: "member.mfa_reset", TargetKind: "member", TargetID: u.ID})
-		if s.mailEnabled() && u.Status == StatusActive {
+		if s.MailEnabled() && u.Status == StatusActive {
 			d, err := s.mailWorkspace(v)
 			if err != nil {
 				return nil, err

@@ -123,7 +123,7 @@ func (s *Service) notify(ch *change, v storage.View, recipients []string, n noti
 			ch.put(kNotification(uid, rec.ID), rec, 1)
 			ch.addBounded(kUnread(uid), 1, maxUnread, "unread")
 		}
-		if pref.Email && s.mailEnabled() {
+		if pref.Email && s.MailEnabled() {
 			ch.put(kPendingMail(uid, rec.ID), rec, 1)
 		}
 	}
@@ -274,7 +274,7 @@ const mailBatchDelay = 10 * time.Minute
 // hours (urgent items go at once). The mail goes through the outbox. Run it
 // on the leader; it is idempotent.
 func (s *Service) SendNotificationMail(ctx context.Context) (int, error) {
-	if !s.mailEnabled() {
+	if !s.MailEnabled() {
 		return 0, nil
 	}
 	tenants, err := s.workspaceIDs()

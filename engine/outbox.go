@@ -65,18 +65,15 @@ func sysLegacyOutboxQueue() storage.Key { return storage.K("outq") }
 // an hour, the last attempt is about a day after the first.
 const maxDeliveryAttempts = 30
 
-// mailEnabled reports whether mail can be sent at all.
-func (s *Service) mailEnabled() bool { return s.mailer != nil }
-
 // MailEnabled says whether this server sends mail: without it, the flows
 // that need mail (magic links, password resets, confirmation links) answer
 // 409 mail_unavailable.
-func (s *Service) MailEnabled() bool { return s.mailEnabled() }
+func (s *Service) MailEnabled() bool { return s.mailer != nil }
 
 // enqueueMail adds a rendered mail to ch's outbox. It does nothing when no
 // mailer is configured (the callers then hand links over another way).
 func (s *Service) enqueueMail(ch *change, tmpl string, to string, data mailData) error {
-	if !s.mailEnabled() {
+	if !s.MailEnabled() {
 		return nil
 	}
 	subject, text, html, err := renderMail(tmpl, data)
@@ -122,7 +119,7 @@ const maxDuePerWorkspace = 100
 // record, so a workspace's mail goes out wherever its store lives.
 func (s *Service) DeliverOutbox(ctx context.Context) (DeliveryReport, error) {
 	var rep DeliveryReport
-	if !s.mailEnabled() {
+	if !s.MailEnabled() {
 		return rep, nil
 	}
 	if err := s.drainLegacyOutboxQueue(ctx); err != nil {

@@ -420,7 +420,7 @@ func (s *Service) StatusUsage(ctx context.Context, p Principal) (*AIUsage, error
 // updates published in the projects they can see, on Monday at the start of
 // their working day, once a week. Run it hourly on the leader.
 func (s *Service) SendDigests(ctx context.Context) (int, error) {
-	if !s.mailEnabled() {
+	if !s.MailEnabled() {
 		return 0, nil
 	}
 	tenants, err := s.workspaceIDs()

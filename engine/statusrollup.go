@@ -244,16 +244,9 @@ func writeTaskFacts(ch *change, before, after *taskRecord) {
 		return
 	}
 	d.emit(ch)
-	has := func(list []storage.Key, k storage.Key) bool {
-		return slices.ContainsFunc(list, func(x storage.Key) bool { return string(x) == string(k) })
-	}
-	for _, k := range old {
-		if !has(cur, k) {
-			ch.del(k)
-		}
-	}
+	ch.delGone(old, cur)
 	for _, k := range cur {
-		if !has(old, k) {
+		if !containsKey(old, k) {
 			ch.index(k)
 		}
 	}

@@ -248,14 +248,7 @@ func writeTask(ch *change, before, after *taskRecord, w taskWrite) {
 	if after != nil {
 		cur = taskIndexKeys(after)
 	}
-	has := func(list []storage.Key, k storage.Key) bool {
-		return slices.ContainsFunc(list, func(x storage.Key) bool { return string(x) == string(k) })
-	}
-	for _, k := range old {
-		if !has(cur, k) {
-			ch.del(k)
-		}
-	}
+	ch.delGone(old, cur)
 	// Every entry is rewritten with the record's version, so a list that
 	// walks an index knows which version each entry stands for and can take
 	// the record from the node's cache instead of reading and decoding it.

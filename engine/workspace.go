@@ -314,7 +314,7 @@ func (s *Service) createWorkspace(ctx context.Context, in CreateWorkspaceInput, 
 	if extra != nil {
 		extra(ch)
 	}
-	if s.mailEnabled() {
+	if s.MailEnabled() {
 		tok := s.putOneTime(ch, purposeVerify, &owner, verifyTTL)
 		d := mailData{Workspace: wsName, Name: name, Link: s.link("/verify-email?token=" + tok), Expires: humanDuration(int(verifyTTL.Hours()))}
 		if err := s.enqueueMail(ch, "verify_email", email, d); err != nil {

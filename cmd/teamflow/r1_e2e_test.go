@@ -39,14 +39,8 @@ import (
 // under load. Faults then follow each other as fast as the cluster
 // recovers, and the traffic runs until the last one is over.
 func TestR1KillLeader(t *testing.T) {
-	duration := 60 * time.Second
 	soak := os.Getenv("R1_SOAK") != ""
-	if d := os.Getenv("R1_DURATION"); d != "" {
-		var err error
-		if duration, err = time.ParseDuration(d); err != nil {
-			t.Fatalf("R1_DURATION: %v", err)
-		}
-	}
+	duration := envDuration(t, "R1_DURATION", 60*time.Second)
 	seed := figures.Seed(t)
 	rng := rand.New(rand.NewPCG(uint64(seed), 7))
 	c := newCluster(t, 3, "--raft-snapshot-entries", "200", "--raft-catchup-entries", "50", "--min-index-wait", "10s")
@@ -286,6 +280,21 @@ func TestR1KillLeader(t *testing.T) {
 		figures.Guard("r6_reads", float64(r6Reads), float64(20*minutes)),
 	}...))
 	figures.Report(t, "AU6", seed, au6)
+}
+
+// envDuration is the duration the environment variable name gives (a run's
+// length set by hand), or def.
+func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return d
 }
 
 // r6Token signs in on node n (a write there, so the session is on every

@@ -71,12 +71,7 @@ func TestR2Partitions(t *testing.T) {
 	if soak {
 		duration = 30 * time.Minute
 	}
-	if d := os.Getenv("R2_DURATION"); d != "" {
-		var err error
-		if duration, err = time.ParseDuration(d); err != nil {
-			t.Fatalf("R2_DURATION: %v", err)
-		}
-	}
+	duration = envDuration(t, "R2_DURATION", duration)
 	seed := figures.Seed(t)
 	rng := rand.New(rand.NewPCG(uint64(seed), 2))
 	// Linearizable reads give up after 3 s (a 503) rather than 10 s, so a
