@@ -189,7 +189,11 @@ func (s *Service) authenticateAPIKey(ctx context.Context, token string) (Princip
 	if err != nil || u.Status != StatusActive {
 		return Principal{}, errBadToken
 	}
-	if err := s.refuseOutsideAllowlist(ctx, tenant, u.ID); err != nil {
+	ws, _, err := getRecord[workspaceRecord](v, kWorkspace)
+	if err != nil {
+		return Principal{}, errBadToken
+	}
+	if err := s.refuseOutsideAllowlist(ctx, tenant, u.ID, ws); err != nil {
 		return Principal{}, err
 	}
 	s.touchAPIKey(ctx, tenant, r.ID, now)

@@ -603,21 +603,21 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 	}
 	// A deleted workspace's keyspace is gone, so its sessions no longer resolve.
 	_, v := s.tenant(claims.Tenant)
-	sess, _, err := getRecord[sessionRecord](v, kSession(claims.Session))
-	if err != nil || sess.RevokedAt != 0 || sess.UserID != claims.Subject || s.now().UnixMilli() >= sess.ExpiresAt {
-		return Principal{}, errBadToken
-	}
-	user, _, err := getRecord[userRecord](v, kUser(claims.Subject))
-	if err != nil || user.Status != StatusActive {
-		return Principal{}, errBadToken
-	}
-	if err := s.refuseOutsideAllowlist(ctx, claims.Tenant, user.ID); err != nil {
-		return Principal{}, err
-	}
-	enrolOnly, err := s.mfaEnrolmentOnly(claims.Tenant, user)
+	recs, err := s.sessionRecords(v, claims.Tenant, claims.Session, claims.Subject)
 	if err != nil {
+		return Principal{}, errBadToken
+	}
+	sess, user := recs.sess, recs.user
+	if sess.RevokedAt != 0 || sess.UserID != claims.Subject || s.now().UnixMilli() >= sess.ExpiresAt {
+		return Principal{}, errBadToken
+	}
+	if user.Status != StatusActive {
+		return Principal{}, errBadToken
+	}
+	if err := s.refuseOutsideAllowlist(ctx, claims.Tenant, user.ID, recs.ws); err != nil {
 		return Principal{}, err
 	}
+	enrolOnly := s.mfaEnrolmentOnlyIn(recs.ws, user)
 	return Principal{Tenant: claims.Tenant, UserID: user.ID, Role: user.Role, SessionID: sess.ID, MFAEnrolmentOnly: enrolOnly}, nil
 }
 

@@ -71,13 +71,21 @@ func inPrefixes(ip string, prefixes []netip.Prefix) bool {
 // allowlist. Calls without a request address (the engine used in-process)
 // are not network access and pass.
 func (s *Service) ipAllowed(ctx context.Context, tenant string) error {
-	ip := requestInfo(ctx).IP
-	if ip == "" {
+	if requestInfo(ctx).IP == "" {
 		return nil
 	}
 	_, v := s.tenant(tenant)
 	ws, _, err := getRecord[workspaceRecord](v, kWorkspace)
-	if err != nil || len(ws.IPAllowlist) == 0 {
+	if err != nil {
+		return nil
+	}
+	return s.ipAllowedIn(ctx, tenant, ws)
+}
+
+// ipAllowedIn is ipAllowed with the workspace record already read.
+func (s *Service) ipAllowedIn(ctx context.Context, tenant string, ws *workspaceRecord) error {
+	ip := requestInfo(ctx).IP
+	if ip == "" || len(ws.IPAllowlist) == 0 {
 		return nil
 	}
 	plan, err := s.plan(tenant)
@@ -99,8 +107,8 @@ func (s *Service) ipAllowed(ctx context.Context, tenant string) error {
 // refuseOutsideAllowlist is ipAllowed for a valid credential: the refusal
 // is audited in its workspace (the credential proves it is that
 // workspace's account, so the entry is not a stranger's to write).
-func (s *Service) refuseOutsideAllowlist(ctx context.Context, tenant, userID string) error {
-	err := s.ipAllowed(ctx, tenant)
+func (s *Service) refuseOutsideAllowlist(ctx context.Context, tenant, userID string, ws *workspaceRecord) error {
+	err := s.ipAllowedIn(ctx, tenant, ws)
 	if err != nil {
 		s.auditEvent(ctx, tenant, userID, auditInput{Action: "auth.ip_refused", TargetKind: "member", TargetID: userID, Outcome: "denied"})
 	}

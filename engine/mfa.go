@@ -58,6 +58,15 @@ func (s *Service) mfaDeadline(tenant string, u *userRecord) (time.Time, bool, er
 	if err != nil {
 		return time.Time{}, false, err
 	}
+	d, ok := mfaDeadlineIn(ws, u)
+	return d, ok, nil
+}
+
+// mfaDeadlineIn is mfaDeadline with the workspace record already read.
+func mfaDeadlineIn(ws *workspaceRecord, u *userRecord) (time.Time, bool) {
+	if !u.Role.isAdmin() || u.MFA.EnabledAt != 0 {
+		return time.Time{}, false
+	}
 	grace := defaultGraceDays
 	if ws.MFAGraceDays != nil {
 		grace = *ws.MFAGraceDays
@@ -66,7 +75,7 @@ func (s *Service) mfaDeadline(tenant string, u *userRecord) (time.Time, bool, er
 	if since == 0 {
 		since = u.CreatedAt
 	}
-	return time.UnixMilli(since).UTC().Add(time.Duration(grace) * 24 * time.Hour), true, nil
+	return time.UnixMilli(since).UTC().Add(time.Duration(grace) * 24 * time.Hour), true
 }
 
 // mfaEnrolmentOnly reports whether the account may reach only enrolment.
@@ -76,6 +85,12 @@ func (s *Service) mfaEnrolmentOnly(tenant string, u *userRecord) (bool, error) {
 		return false, err
 	}
 	return !s.now().Before(deadline), nil
+}
+
+// mfaEnrolmentOnlyIn is mfaEnrolmentOnly with the workspace record read.
+func (s *Service) mfaEnrolmentOnlyIn(ws *workspaceRecord, u *userRecord) bool {
+	deadline, ok := mfaDeadlineIn(ws, u)
+	return ok && !s.now().Before(deadline)
 }
 
 // TOTPEnrolment is what an authenticator app needs.

@@ -2,33 +2,31 @@ package engine
 
 import "sync"
 
-// verifiedTokens remembers access tokens whose signature checked out, so a
-// client's next request skips the Ed25519 verification (about a third of a
-// small request's CPU). Only the signature is cached: expiry, the session and
-// the account are checked on every request.
-type verifiedTokens struct {
+// boundedCache is a map with a size cap that forgets an arbitrary tenth
+// when full. Its two uses hold entries that are cheap to rebuild and go
+// stale on their own (access tokens live 15 minutes), so recency tracking
+// would cost more than the occasional rebuild.
+type boundedCache[V any] struct {
 	mu  sync.Mutex
 	max int
-	m   map[string]accessClaims
+	m   map[string]V
 }
 
-func newVerifiedTokens(max int) *verifiedTokens {
-	return &verifiedTokens{max: max, m: make(map[string]accessClaims, max)}
+func newBoundedCache[V any](max int) *boundedCache[V] {
+	return &boundedCache[V]{max: max, m: make(map[string]V, max)}
 }
 
-func (c *verifiedTokens) get(tok string) (accessClaims, bool) {
+func (c *boundedCache[V]) get(k string) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	cl, ok := c.m[tok]
-	return cl, ok
+	v, ok := c.m[k]
+	return v, ok
 }
 
-func (c *verifiedTokens) put(tok string, cl accessClaims) {
+func (c *boundedCache[V]) put(k string, v V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m) >= c.max {
-		// Evict an arbitrary tenth; tokens live 15 minutes, so a full cache
-		// is mostly stale entries anyway.
 		n := c.max / 10
 		for k := range c.m {
 			delete(c.m, k)
@@ -37,5 +35,5 @@ func (c *verifiedTokens) put(tok string, cl accessClaims) {
 			}
 		}
 	}
-	c.m[tok] = cl
+	c.m[k] = v
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -200,7 +201,9 @@ func appendComponent(dst []byte, part []byte) []byte {
 // TenantPrefix returns the absolute prefix of a tenant's keyspace.
 func TenantPrefix(tenant string) Key { return K(spaceTen, tenant) }
 
-func sysPrefix() Key { return K(spaceSys) }
+// sysKeyPrefix is the absolute prefix of the platform space, shared by every
+// reader: clipped, so that appending to it always copies.
+var sysKeyPrefix = slices.Clip(K(spaceSys))
 
 func metaKey(parts ...string) Key { return K(append([]string{spaceMet}, parts...)...) }
 

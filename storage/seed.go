@@ -73,6 +73,7 @@ func (s *Store) SeedTenant(src *Snapshot, tenant string, index uint64, want []by
 	if err := b.Commit(pebble.Sync); err != nil {
 		return s.fail(fmt.Errorf("storage: seed tenant %s: commit: %w", tenant, err))
 	}
+	s.watches.all()
 	s.evaluated = index
 	s.applied.Store(index)
 	return nil

@@ -95,7 +95,7 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) { return sn.write(w, []s
 func (sn *Snapshot) WriteTenantTo(w io.Writer, tenant string, sys ...Key) (int64, error) {
 	spans := make([]span, 0, len(sys)+1)
 	for _, k := range sys {
-		abs := absolute(sysPrefix(), k)
+		abs := absolute(sysKeyPrefix, k)
 		spans = append(spans, span{lo: abs, hi: append(slices.Clip(abs), 0)})
 	}
 	prefix := TenantPrefix(tenant)
@@ -234,6 +234,7 @@ func (s *Store) InstallSnapshot(r io.Reader, index uint64) error {
 	if e := s.failed.Load(); e != nil {
 		return *e
 	}
+	s.watches.all()
 	s.evaluated = index
 	s.applied.Store(index)
 	s.waitMu.Lock()

@@ -51,6 +51,10 @@ type Options struct {
 	// failed: Healthy reports the error and every later Apply refuses.
 	// Tests set it; nil exits the process with status 70.
 	OnFatal func(msg string)
+	// Watch lists tenant-relative key prefixes whose writes raise the
+	// tenant's watch counter (View.Watch), so a reader may cache what it
+	// decoded from them. Empty: views hand out no watch.
+	Watch []Key
 }
 
 // Applied is one applied command, as observers see it.
@@ -83,6 +87,7 @@ type Store struct {
 	observers []Observer
 	obsCh     chan []Applied
 	obsDone   chan struct{}
+	watches   watches
 }
 
 var appliedKey = metaKey("applied")
@@ -101,6 +106,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		obsCh:   make(chan []Applied, opts.ObserverBuffer),
 		obsDone: make(chan struct{}),
 		closing: make(chan struct{}),
+		watches: watches{prefixes: opts.Watch},
 	}
 	if opts.CacheSize == 0 {
 		opts.CacheSize = 192 << 20
@@ -316,6 +322,11 @@ func (s *Store) ApplyAsync(entries []Entry) (*Pending, error) {
 	}
 	p.b = b
 	s.evaluated = p.last
+	// After the commit (the new records are readable) and before any
+	// result is handed back: see watches.
+	for _, a := range p.applied {
+		s.watches.note(a.Command)
+	}
 	return p, nil
 }
 
@@ -419,15 +430,29 @@ func (s *Store) applyCommand(b *pebble.Batch, index uint64, cmd *Command) (Resul
 	return res, nil
 }
 
-func (s *Store) prefix(cmd *Command, sp Space) (Key, bool) {
+// spaces holds a command's absolute space prefixes, built once per command
+// rather than once per op (they were a measurable share of Apply).
+type spaces struct {
+	tenant Key // nil for a command without a tenant
+	seqKey []byte
+}
+
+func commandSpaces(cmd *Command) spaces {
+	if cmd.Tenant == "" {
+		return spaces{}
+	}
+	tp := TenantPrefix(cmd.Tenant)
+	return spaces{tenant: tp, seqKey: absolute(tp, seqRelKey)}
+}
+
+// prefix is the absolute prefix of space sp, or false if the command may
+// not address it.
+func (c spaces) prefix(sp Space) (Key, bool) {
 	switch sp {
 	case SpaceTenant:
-		if cmd.Tenant == "" {
-			return nil, false
-		}
-		return TenantPrefix(cmd.Tenant), true
+		return c.tenant, c.tenant != nil
 	case SpaceSys:
-		return sysPrefix(), true
+		return sysKeyPrefix, true
 	}
 	return nil, false
 }
@@ -446,8 +471,9 @@ type counterSet struct{ list []*counter }
 
 func (s *Store) evaluate(b *pebble.Batch, index uint64, cmd *Command) (Result, error) {
 	res := Result{Index: index}
+	sp := commandSpaces(cmd)
 	for _, p := range cmd.Preconditions {
-		prefix, ok := s.prefix(cmd, p.Space)
+		prefix, ok := sp.prefix(p.Space)
 		if !ok {
 			res.Err = errBadCommand
 			return res, nil
@@ -482,7 +508,7 @@ func (s *Store) evaluate(b *pebble.Batch, index uint64, cmd *Command) (Result, e
 	chainEntries := map[int][]byte{} // op index → the entry's stored value
 	abs := make([][]byte, len(cmd.Ops))
 	for i, op := range cmd.Ops {
-		prefix, ok := s.prefix(cmd, op.Space)
+		prefix, ok := sp.prefix(op.Space)
 		if !ok || (op.Type != OpDeleteRange && len(op.Key) == 0) {
 			res.Err = errBadCommand
 			return res, nil
@@ -499,7 +525,7 @@ func (s *Store) evaluate(b *pebble.Batch, index uint64, cmd *Command) (Result, e
 			}
 			// The event sequence is Apply's own counter: a record written
 			// over it would make every later command of the tenant fail.
-			if cmd.Tenant != "" && bytes.Equal(abs[i], absolute(TenantPrefix(cmd.Tenant), seqRelKey)) {
+			if sp.seqKey != nil && bytes.Equal(abs[i], sp.seqKey) {
 				res.Err = errBadCommand
 				return res, nil
 			}
@@ -546,7 +572,6 @@ func (s *Store) evaluate(b *pebble.Batch, index uint64, cmd *Command) (Result, e
 			entry := make([]byte, 0, len(c.hash)+len(op.Value))
 			entry = append(append(entry, c.hash[:]...), op.Value...)
 			chainEntries[i] = entry
-			prefix, _ := s.prefix(cmd, op.Space)
 			abs[i] = Key(absolute(prefix, op.End)).AddUint(c.seq)
 		default:
 			res.Err = errBadCommand
@@ -569,7 +594,7 @@ func (s *Store) evaluate(b *pebble.Batch, index uint64, cmd *Command) (Result, e
 		case OpChain:
 			err = b.Set(abs[i], encodeRecord(Record{Value: chainEntries[i], Version: 1, Stamp: uint64(res.Values[i])}), nil)
 		case OpDeleteRange:
-			prefix, _ := s.prefix(cmd, op.Space)
+			prefix, _ := sp.prefix(op.Space)
 			start := abs[i]
 			var end []byte
 			if len(op.End) == 0 {
@@ -603,7 +628,7 @@ func (s *Store) evaluate(b *pebble.Batch, index uint64, cmd *Command) (Result, e
 		}
 	}
 	if cmd.Tenant != "" && !dropsTenant(cmd) {
-		seqKey := absolute(TenantPrefix(cmd.Tenant), seqRelKey)
+		seqKey := sp.seqKey
 		c, err := loadCounter(b, &counterSet{}, seqKey)
 		if err != nil {
 			return res, err

@@ -14,6 +14,7 @@ import (
 type View struct {
 	db     pebble.Reader // the store, or a pinned snapshot of it
 	prefix Key
+	watch  Watch // the tenant's counter in the store; zero for snapshots and Sys
 }
 
 // Tenant returns the read handle of one tenant's keyspace.
@@ -21,15 +22,23 @@ func (s *Store) Tenant(tenant string) View {
 	if tenant == "" {
 		panic("storage: empty tenant")
 	}
-	return View{db: s.db, prefix: TenantPrefix(tenant)}
+	v := View{db: s.db, prefix: TenantPrefix(tenant)}
+	if len(s.watches.prefixes) > 0 {
+		v.watch = Watch{s.watches.counter(tenant)}
+	}
+	return v
 }
 
 // Sys returns the read handle of the platform keyspace.
-func (s *Store) Sys() View { return View{db: s.db, prefix: sysPrefix()} }
+func (s *Store) Sys() View { return View{db: s.db, prefix: sysKeyPrefix} }
 
 // Sys returns the read handle of the platform keyspace as the snapshot
 // holds it.
-func (sn *Snapshot) Sys() View { return View{db: sn.snap, prefix: sysPrefix()} }
+func (sn *Snapshot) Sys() View { return View{db: sn.snap, prefix: sysKeyPrefix} }
+
+// Watch is the counter of writes to the store's watched keys of the view's
+// tenant (Options.Watch); invalid for a snapshot's or the platform's view.
+func (v View) Watch() Watch { return v.watch }
 
 // Prefix identifies the keyspace the view reads (for caches keyed by it).
 func (v View) Prefix() Key { return v.prefix }

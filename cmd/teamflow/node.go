@@ -80,6 +80,7 @@ func openStore(data string, opts storage.Options) (*storage.Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
+	opts.Watch = engine.WatchedKeys()
 	st, err := storage.Open(dir, opts)
 	if err != nil {
 		if strings.Contains(err.Error(), "lock") {

@@ -70,7 +70,7 @@ func newEnv(t testing.TB, cfg engine.Config, deps engine.Deps, route func(engine
 	// A block cache no larger than Pebble's memtable reservation keeps no
 	// blocks: tests that measure the heap (attachments) see the product's
 	// own allocations, not cached blocks (on the Go heap without cgo).
-	st, err := storage.Open(t.TempDir(), storage.Options{CacheSize: 64 << 20})
+	st, err := storage.Open(t.TempDir(), storage.Options{CacheSize: 64 << 20, Watch: engine.WatchedKeys()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,105 @@
+package engine_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/teamflow/teamflow/engine"
+)
+
+// Authentication keeps a session's records between requests; every write
+// that changes what it decides must show in the very next request. Each
+// step authenticates first, so the cached records are the ones being
+// tested, then writes, then authenticates again.
+func TestAuthenticateSeesEveryWriteAtOnce(t *testing.T) {
+	w := newWorld(t)
+	if _, err := w.svc.SetPlan(ctx, engine.Principal{Operator: true}, "acme", "enterprise"); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := w.svc.Invite(ctx, w.owner, "mia@acme.test", engine.RoleMember)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := w.svc.AcceptInvitation(ctx, engine.AcceptInput{Token: inv.Token, Name: "Mia", Password: "password-mia"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := c.Tokens.AccessToken
+	auth := func(rctx context.Context) (engine.Principal, error) { return w.svc.Authenticate(rctx, tok) }
+	mia, err := auth(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A role change.
+	admin := engine.RoleAdmin
+	if _, err := w.svc.UpdateMember(ctx, w.owner, mia.UserID, engine.MemberPatch{Role: &admin}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := auth(ctx); err != nil || p.Role != engine.RoleAdmin {
+		t.Fatalf("after promotion to Admin: %+v %v", p, err)
+	}
+
+	// The workspace's IP allowlist, from inside and outside it.
+	inside := engine.WithRequestInfo(ctx, engine.RequestInfo{ID: "r1", IP: "10.1.2.3"})
+	outside := engine.WithRequestInfo(ctx, engine.RequestInfo{ID: "r2", IP: "192.0.2.7"})
+	if _, err := auth(outside); err != nil {
+		t.Fatalf("before any allowlist: %v", err)
+	}
+	nets := []string{"10.0.0.0/8"}
+	if _, err := w.svc.UpdateWorkspace(ctx, w.owner, engine.WorkspacePatch{IPAllowlist: &nets}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auth(outside); err == nil {
+		t.Fatal("a request from outside the new allowlist was let in")
+	}
+	if _, err := auth(inside); err != nil {
+		t.Fatalf("inside the allowlist: %v", err)
+	}
+
+	// A grace period of zero days: an Admin without 2FA may only enrol.
+	zero := 0
+	if _, err := w.svc.UpdateWorkspace(ctx, w.owner, engine.WorkspacePatch{MFAGraceDays: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := auth(inside); err != nil || !p.MFAEnrolmentOnly {
+		t.Fatalf("after the grace period went to 0 days: %+v %v", p, err)
+	}
+
+	// Deactivation.
+	off := engine.StatusDeactivated
+	if _, err := w.svc.UpdateMember(ctx, w.owner, mia.UserID, engine.MemberPatch{Status: &off}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auth(inside); err == nil {
+		t.Fatal("a deactivated account's token still authenticates")
+	}
+}
+
+// A logged-out session's token is refused by the next request, though the
+// session's records were cached a moment before.
+func TestAuthenticateAfterLogout(t *testing.T) {
+	w := newWorld(t)
+	login := func() (string, engine.Principal) {
+		res, err := w.svc.Login(ctx, engine.LoginInput{Workspace: "acme", Email: "olive@acme.test", Password: "correct horse battery"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := w.svc.Authenticate(ctx, res.Tokens.AccessToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Tokens.AccessToken, p
+	}
+	first, p := login()
+	second, _ := login()
+	if err := w.svc.Logout(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.svc.Authenticate(ctx, first); err == nil {
+		t.Fatal("a logged-out session's access token still authenticates")
+	}
+	if _, err := w.svc.Authenticate(ctx, second); err != nil {
+		t.Fatalf("another session of the same account: %v", err)
+	}
+}
