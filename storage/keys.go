@@ -45,19 +45,29 @@ type Key []byte
 
 // K builds a key from string components.
 func K(parts ...string) Key {
-	var k Key
+	k := make(Key, 0, componentsLen(parts))
 	for _, p := range parts {
-		k = appendComponent(k, []byte(p))
+		k = appendComponent(k, p)
 	}
 	return k
 }
 
+// componentsLen is the encoded length of parts without escapes (exact for
+// almost every key), so building a key allocates once.
+func componentsLen(parts []string) int {
+	n := 0
+	for _, p := range parts {
+		n += len(p) + 2
+	}
+	return n
+}
+
 // Add returns a new key with the string components appended.
 func (k Key) Add(parts ...string) Key {
-	out := make(Key, len(k), len(k)+16*len(parts))
+	out := make(Key, len(k), len(k)+componentsLen(parts))
 	copy(out, k)
 	for _, p := range parts {
-		out = appendComponent(out, []byte(p))
+		out = appendComponent(out, p)
 	}
 	return out
 }
@@ -184,17 +194,16 @@ func printable(p []byte) bool {
 	return true
 }
 
-func appendComponent(dst []byte, part []byte) []byte {
-	for {
-		i := bytes.IndexByte(part, escByte)
-		if i < 0 {
-			break
+func appendComponent[S ~string | ~[]byte](dst []byte, part S) []byte {
+	start := 0
+	for i := 0; i < len(part); i++ {
+		if part[i] == escByte {
+			dst = append(dst, part[start:i]...)
+			dst = append(dst, escByte, escEsc)
+			start = i + 1
 		}
-		dst = append(dst, part[:i]...)
-		dst = append(dst, escByte, escEsc)
-		part = part[i+1:]
 	}
-	dst = append(dst, part...)
+	dst = append(dst, part[start:]...)
 	return append(dst, escByte, escTerm)
 }
 
