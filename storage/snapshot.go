@@ -26,7 +26,9 @@ import (
 // InstallSnapshot reads the whole stream into one Pebble batch and commits it
 // only after the trailer checks out, so a truncated, corrupted or foreign
 // stream leaves the store exactly as it was. The cluster streams snapshots to
-// lagging or new nodes; backup writes the same stream to a file.
+// lagging or new nodes; backup writes the same stream to a file (with
+// dedicated groups, one stream merged from several stores' snapshots:
+// WriteMergedTo).
 
 // SnapshotFormat is the version byte of the snapshot stream. A store refuses
 // a stream of a format it does not know.
@@ -84,7 +86,61 @@ func (sn *Snapshot) Close() error {
 }
 
 // WriteTo writes the snapshot stream to w.
-func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) { return sn.write(w, []span{{}}) }
+func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) { return sn.write(w, []span{{src: sn.snap}}) }
+
+// WriteMergedTo writes the snapshot stream of sn with the keyspaces of some
+// tenants read from other snapshots (tenants: tenant → the snapshot of the
+// store that holds it, a dedicated group's), each in its place in key
+// order and in place of whatever sn holds there, and without the platform
+// records under the prefixes skip (relative to the platform space). The
+// header carries sn's index. It is one valid stream: installed, it lays
+// every tenant out in one store, as if none lived elsewhere.
+func (sn *Snapshot) WriteMergedTo(w io.Writer, tenants map[string]*Snapshot, skip ...Key) (int64, error) {
+	if sn.snap == nil {
+		return 0, ErrClosed
+	}
+	// Cuts: the ranges not read from sn, each read from another snapshot
+	// (src set) or left out.
+	cuts := make([]span, 0, len(tenants)+len(skip))
+	for tenant, src := range tenants {
+		if src.snap == nil {
+			return 0, ErrClosed
+		}
+		prefix := TenantPrefix(tenant)
+		cuts = append(cuts, span{lo: prefix, hi: prefix.PrefixEnd(), src: src.snap})
+	}
+	for _, k := range skip {
+		abs := Key(absolute(sysKeyPrefix, k))
+		cuts = append(cuts, span{lo: abs, hi: abs.PrefixEnd()})
+	}
+	spans, err := around(sn.snap, cuts)
+	if err != nil {
+		return 0, err
+	}
+	return sn.write(w, spans)
+}
+
+// around covers the whole keyspace with spans in key order: the cuts that
+// have a source, and src between them (the cuts without one are left out).
+// The cuts must not overlap.
+func around(src *pebble.Snapshot, cuts []span) ([]span, error) {
+	slices.SortFunc(cuts, func(a, b span) int { return bytes.Compare(a.lo, b.lo) })
+	spans := make([]span, 0, 2*len(cuts)+1)
+	var at []byte // nil: the start of the keyspace
+	for _, c := range cuts {
+		if at != nil && bytes.Compare(c.lo, at) < 0 {
+			return nil, fmt.Errorf("storage: snapshot: overlapping ranges at %s", Key(c.lo))
+		}
+		if at == nil || bytes.Compare(at, c.lo) < 0 {
+			spans = append(spans, span{lo: at, hi: c.lo, src: src})
+		}
+		if c.src != nil {
+			spans = append(spans, c)
+		}
+		at = c.hi
+	}
+	return append(spans, span{lo: at, src: src}), nil
+}
 
 // WriteTenantTo writes a snapshot stream of one workspace: every key of its
 // keyspace and the platform records named by sys (keys relative to the
@@ -93,23 +149,37 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) { return sn.write(w, []s
 // is a valid stream (same format and checks): installed into an empty
 // store, it holds that workspace alone. It reads only those keys.
 func (sn *Snapshot) WriteTenantTo(w io.Writer, tenant string, sys ...Key) (int64, error) {
+	return sn.WriteTenantFrom(w, sn, tenant, sys...)
+}
+
+// WriteTenantFrom is WriteTenantTo with the workspace's keyspace read from
+// src, the snapshot of the store it lives in (its dedicated group's), and
+// the platform records from sn, whose index the header carries.
+func (sn *Snapshot) WriteTenantFrom(w io.Writer, src *Snapshot, tenant string, sys ...Key) (int64, error) {
+	if sn.snap == nil || src.snap == nil {
+		return 0, ErrClosed
+	}
 	spans := make([]span, 0, len(sys)+1)
 	for _, k := range sys {
 		abs := absolute(sysKeyPrefix, k)
-		spans = append(spans, span{lo: abs, hi: append(slices.Clip(abs), 0)})
+		spans = append(spans, span{lo: abs, hi: append(slices.Clip(abs), 0), src: sn.snap})
 	}
 	prefix := TenantPrefix(tenant)
-	spans = append(spans, span{lo: prefix, hi: prefix.PrefixEnd()})
+	spans = append(spans, span{lo: prefix, hi: prefix.PrefixEnd(), src: src.snap})
 	// The stream is in key order: spans in order, each once.
 	slices.SortFunc(spans, func(a, b span) int { return bytes.Compare(a.lo, b.lo) })
 	spans = slices.CompactFunc(spans, func(a, b span) bool { return bytes.Equal(a.lo, b.lo) })
 	return sn.write(w, spans)
 }
 
-// span is a key range [lo, hi); nil bounds are open.
-type span struct{ lo, hi []byte }
+// span is a key range [lo, hi) of the snapshot src; nil bounds are open.
+type span struct {
+	lo, hi []byte
+	src    *pebble.Snapshot
+}
 
-// write streams the keys of spans, which are in key order and disjoint.
+// write streams the keys of spans, which are in key order and disjoint,
+// under a header naming sn's index.
 func (sn *Snapshot) write(w io.Writer, spans []span) (int64, error) {
 	if sn.snap == nil {
 		return 0, ErrClosed
@@ -125,7 +195,7 @@ func (sn *Snapshot) write(w io.Writer, spans []span) (int64, error) {
 	var count uint64
 	var lenBuf [binary.MaxVarintLen64]byte
 	for _, sp := range spans {
-		it, err := sn.snap.NewIter(&pebble.IterOptions{LowerBound: sp.lo, UpperBound: sp.hi})
+		it, err := sp.src.NewIter(&pebble.IterOptions{LowerBound: sp.lo, UpperBound: sp.hi})
 		if err != nil {
 			return cw.n, fmt.Errorf("storage: snapshot: %w", err)
 		}

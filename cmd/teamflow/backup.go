@@ -28,7 +28,9 @@ func backupCmd() *cobra.Command {
 		Short: "Take an online, consistent backup of the whole store, or of one workspace, from a running node",
 		Long: "Streams a snapshot of every workspace and platform record from a running node (single or\n" +
 			"cluster member) to FILE. In a cluster the node first confirms with the leader that it holds\n" +
-			"every acknowledged write. The file is checked (checksum, format) before it is kept.\n" +
+			"every acknowledged write. A workspace in a dedicated store is read from it; the file lays it\n" +
+			"out as a shared one (`teamflow restore` builds a node without dedicated stores).\n" +
+			"The file is checked (checksum, format) before it is kept.\n" +
 			"With --workspace, FILE holds that workspace alone (no other workspace, no platform secret):\n" +
 			"`teamflow restore` builds a new node serving just it (its people sign in again there).",
 		Args: cobra.NoArgs,
@@ -158,7 +160,9 @@ func restoreCmd() *cobra.Command {
 }
 
 func restoreBackup(ctx context.Context, from, data string, nodeID uint64, raftAddr string) (uint64, error) {
-	for _, sub := range []string{stateDir, clusterDir} {
+	// groupsDir too: the restored store has no route records, so group IDs
+	// start over, and a later move must not reopen a leftover group.
+	for _, sub := range []string{stateDir, clusterDir, groupsDir} {
 		if entries, err := os.ReadDir(filepath.Join(data, sub)); err == nil && len(entries) > 0 {
 			return 0, fmt.Errorf("%s is not empty: restore builds a new node in an empty data directory", filepath.Join(data, sub))
 		}

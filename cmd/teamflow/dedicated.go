@@ -65,6 +65,27 @@ var routeSeqKey = storage.K("route-seq")
 // raft log must survive.
 func abortedKey(id uint64) storage.Key { return storage.K("route-aborted", strconv.FormatUint(id, 10)) }
 
+// routingKeys are the prefixes of every platform record about dedicated
+// groups (route records, the group sequence, abort marks). A backup leaves
+// them out: it restores every workspace into the shared store, and a
+// restored installation starts without groups.
+var routingKeys = []storage.Key{storage.K("route"), routeSeqKey, storage.K("route-aborted")}
+
+// scanRoutes calls fn with every route record v holds.
+func scanRoutes(v storage.View, fn func(tenant string, rec *routeRecord) error) error {
+	return v.Scan(storage.K("route"), storage.ScanOptions{}, func(k storage.Key, r storage.Record) error {
+		tenant, err := k.Last()
+		if err != nil {
+			return err
+		}
+		rec := &routeRecord{}
+		if err := json.Unmarshal(r.Value, rec); err != nil {
+			return fmt.Errorf("route of %s: %w", tenant, err)
+		}
+		return fn(tenant, rec)
+	})
+}
+
 // readRoute reads tenant's route record; nil when the workspace is shared.
 func readRoute(v storage.View, tenant string) (*routeRecord, uint64, error) {
 	rec, err := v.Get(routeKey(tenant))
@@ -356,15 +377,7 @@ func (d *dedicated) waitGroup(id, index uint64, wait time.Duration) *groupRun {
 func (d *dedicated) reconcile() error {
 	want := map[uint64]string{}
 	recs := map[uint64]*routeRecord{}
-	err := d.shared.Sys().Scan(storage.K("route"), storage.ScanOptions{}, func(k storage.Key, r storage.Record) error {
-		tenant, err := k.Last()
-		if err != nil {
-			return err
-		}
-		rec := &routeRecord{}
-		if err := json.Unmarshal(r.Value, rec); err != nil {
-			return fmt.Errorf("route of %s: %w", tenant, err)
-		}
+	err := scanRoutes(d.shared.Sys(), func(tenant string, rec *routeRecord) error {
 		if rec.State == routeSeeding || rec.State == routeDedicated {
 			want[rec.Group] = tenant
 			recs[rec.Group] = rec
@@ -572,6 +585,46 @@ func (d *dedicated) barrier(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// pin pins, for a backup of the shared snapshot sn, the store of every
+// group sn routes a workspace to (state dedicated), each after a read
+// barrier on that group: the snapshot then holds every write the group
+// acknowledged before the call. Workspaces still fenced or seeding in sn
+// are read from sn (frozen, complete). The caller closes the snapshots.
+func (d *dedicated) pin(ctx context.Context, sn *storage.Snapshot) (map[string]*storage.Snapshot, error) {
+	out := map[string]*storage.Snapshot{}
+	err := scanRoutes(sn.Sys(), func(tenant string, rec *routeRecord) error {
+		if rec.State != routeDedicated {
+			return nil
+		}
+		gsn, err := d.pinGroup(ctx, rec)
+		if err != nil {
+			return fmt.Errorf("workspace %s: %w", tenant, err)
+		}
+		out[tenant] = gsn
+		return nil
+	})
+	if err != nil {
+		for _, gsn := range out {
+			gsn.Close()
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+func (d *dedicated) pinGroup(ctx context.Context, rec *routeRecord) (*storage.Snapshot, error) {
+	g := d.waitGroup(rec.Group, rec.PingIndex, 2*time.Second)
+	if g == nil {
+		return nil, &httpapi.OpError{Status: http.StatusServiceUnavailable, Code: "group_not_open",
+			Detail: fmt.Sprintf("group %d is not open on this node yet: retry, or take the backup from another node", rec.Group)}
+	}
+	if err := g.raft.ReadBarrier(ctx); err != nil {
+		return nil, &httpapi.OpError{Status: http.StatusServiceUnavailable, Code: "read_barrier_failed",
+			Detail: fmt.Sprintf("this node could not confirm group %d is up to date: %v", rec.Group, err)}
+	}
+	return g.store.OpenSnapshot()
 }
 
 func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {

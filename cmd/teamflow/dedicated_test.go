@@ -23,23 +23,7 @@ import (
 // again); a full move (new group ID, the shared stores no longer hold the
 // workspace, writes go to the group); and a restart that reopens the group.
 func TestDedicateMoveAbortResume(t *testing.T) {
-	c := clustertest.New(t, clustertest.Options{Nodes: 3})
-	ds := map[uint64]*dedicated{}
-	startDed := func(m *clustertest.Member) {
-		cfg := defaultConfig()
-		cfg.Data, cfg.Cluster.NodeID = m.Dir, m.ID
-		d := newDedicated(cfg, slog.New(slog.DiscardHandler), m.Node, m.Store, false)
-		d.start()
-		ds[m.ID] = d
-	}
-	for _, m := range c.Members() {
-		startDed(m)
-	}
-	t.Cleanup(func() {
-		for _, d := range ds {
-			d.Close()
-		}
-	})
+	c, ds, startDed := dedicatedCluster(t)
 	ctx := context.Background()
 	const ten, other = "t-ded", "t-other"
 	leader := c.Leader(10 * time.Second)
@@ -181,6 +165,30 @@ func TestDedicateMoveAbortResume(t *testing.T) {
 	m3.Start()
 	startDed(m3)
 	clustertest.Poll(t, 20*time.Second, "group stores converge after the restart", groupHashes)
+}
+
+// dedicatedCluster starts three in-process members, each running its
+// dedicated groups (ds, by member ID); startDed starts them again on a
+// restarted member.
+func dedicatedCluster(t *testing.T) (c *clustertest.Cluster, ds map[uint64]*dedicated, startDed func(*clustertest.Member)) {
+	c = clustertest.New(t, clustertest.Options{Nodes: 3})
+	ds = map[uint64]*dedicated{}
+	startDed = func(m *clustertest.Member) {
+		cfg := defaultConfig()
+		cfg.Data, cfg.Cluster.NodeID = m.Dir, m.ID
+		d := newDedicated(cfg, slog.New(slog.DiscardHandler), m.Node, m.Store, false)
+		d.start()
+		ds[m.ID] = d
+	}
+	for _, m := range c.Members() {
+		startDed(m)
+	}
+	t.Cleanup(func() {
+		for _, d := range ds {
+			d.Close()
+		}
+	})
+	return c, ds, startDed
 }
 
 func countKeys(t *testing.T, st *storage.Store, tenant string) int {

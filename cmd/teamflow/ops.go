@@ -163,28 +163,65 @@ func (s state) WorkspaceHash(_ context.Context, tenant string) (*httpapi.Workspa
 	}
 }
 
-// OpenBackup pins a snapshot after a read barrier, so the backup holds
-// every write acknowledged (on any node) before the request.
+// OpenBackup pins a snapshot of the shared store after a read barrier, and
+// one of each dedicated group's store after a barrier on that group, so
+// the backup holds every write acknowledged (on any node, in any group)
+// before the request.
 func (s state) OpenBackup(ctx context.Context) (httpapi.Backup, error) {
-	if err := s.noDedicatedGroups("take a backup"); err != nil {
-		return nil, err
+	// The shared group's barrier only: pin takes each group's own, for the
+	// groups the pinned shared state routes to.
+	err := s.n.store.Healthy()
+	if s.n.raft != nil {
+		err = s.n.raft.ReadBarrier(ctx)
 	}
-	if err := s.ReadBarrier(ctx); err != nil {
+	if err != nil {
 		return nil, &httpapi.OpError{Status: http.StatusServiceUnavailable, Code: "read_barrier_failed", Detail: "this node could not confirm it is up to date: " + err.Error()}
 	}
 	sn, err := s.n.store.OpenSnapshot()
 	if err != nil {
 		return nil, err
 	}
-	return backup{sn}, nil
+	b := &backup{shared: sn}
+	if s.n.ded != nil {
+		if b.groups, err = s.n.ded.pin(ctx, sn); err != nil {
+			sn.Close()
+			return nil, err
+		}
+	}
+	return b, nil
 }
 
-// backup is a pinned snapshot of the store, streamed whole or for one
-// workspace.
-type backup struct{ *storage.Snapshot }
+// backup is a pinned snapshot of the shared store and of every dedicated
+// group's store it routes to, streamed whole or for one workspace as one
+// store would hold it: every workspace in its place in the shared
+// keyspace, no routing record (restore builds an installation without
+// groups; `teamflow workspace dedicate` moves a workspace again). The
+// stream's index is the shared store's.
+type backup struct {
+	shared *storage.Snapshot
+	groups map[string]*storage.Snapshot // dedicated workspace → its group's store
+}
 
-func (b backup) WriteWorkspaceTo(w io.Writer, scope *engine.BackupScope) (int64, error) {
-	return b.WriteTenantTo(w, scope.Tenant, scope.Sys...)
+func (b *backup) Index() uint64 { return b.shared.Index() }
+
+func (b *backup) WriteTo(w io.Writer) (int64, error) {
+	return b.shared.WriteMergedTo(w, b.groups, routingKeys...)
+}
+
+func (b *backup) WriteWorkspaceTo(w io.Writer, scope *engine.BackupScope) (int64, error) {
+	src := b.shared
+	if g, ok := b.groups[scope.Tenant]; ok {
+		src = g
+	}
+	return b.shared.WriteTenantFrom(w, src, scope.Tenant, scope.Sys...)
+}
+
+func (b *backup) Close() error {
+	errs := []error{b.shared.Close()}
+	for _, g := range b.groups {
+		errs = append(errs, g.Close())
+	}
+	return errors.Join(errs...)
 }
 
 var errNotClustered = &httpapi.OpError{Status: http.StatusConflict, Code: "not_clustered",
@@ -240,8 +277,7 @@ func (s state) DedicateWorkspace(ctx context.Context, tenant string, abort bool)
 
 // noDedicatedGroups refuses the operations stage 3 does not extend to
 // dedicated groups yet (cluster/DESIGN-dedicated-groups.md, "Left to do"):
-// a membership change would leave the groups on the old members, and a
-// backup of the shared store would miss the dedicated workspaces.
+// a membership change would leave the groups on the old members.
 func (s state) noDedicatedGroups(what string) error {
 	if s.n.ded == nil {
 		return nil
