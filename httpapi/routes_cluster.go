@@ -88,6 +88,18 @@ type ClusterStatus struct {
 	Removed       []uint64          `json:"removed,omitempty" doc:"IDs that may never be used again"`
 	Error         string            `json:"error,omitempty"`
 	Stats         map[string]uint64 `json:"stats,omitempty" doc:"Counters since this process started (proposals, snapshots_sent, leader_changes, ...)"`
+	Groups        []ClusterGroup    `json:"groups,omitempty" doc:"The dedicated stores' raft groups open on this node; each group's membership follows the members above"`
+}
+
+// ClusterGroup is a dedicated store's raft group as this node runs it.
+type ClusterGroup struct {
+	ID        uint64          `json:"id"`
+	Workspace string          `json:"workspace"`
+	State     string          `json:"state" doc:"This node's state in the group: leader, follower, candidate, pre-candidate or removed"`
+	Leader    uint64          `json:"leader,omitempty" doc:"0 while no leader is known"`
+	Applied   uint64          `json:"applied"`
+	Members   []ClusterMember `json:"members,omitempty" doc:"The group's applied membership; it converges on the cluster's"`
+	Removed   []uint64        `json:"removed,omitempty"`
 }
 
 // ClusterMember is one member as the replicated membership records it.

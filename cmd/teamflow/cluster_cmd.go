@@ -83,6 +83,7 @@ func clusterCmd() *cobra.Command {
 				if len(members.Removed) > 0 {
 					fmt.Fprintf(cmd.OutOrStdout(), "Removed IDs (never reused): %v\n", members.Removed)
 				}
+				printGroups(cmd.OutOrStdout(), members)
 				return nil
 			}
 			return firstErr
@@ -151,26 +152,45 @@ func clusterCmd() *cobra.Command {
 	join.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "how long to wait for the new node to catch up")
 	cmd.AddCommand(join)
 
-	cmd.AddCommand(&cobra.Command{
+	var leaveTimeout time.Duration
+	leave := &cobra.Command{
 		Use:   "leave <id>",
 		Short: "Remove a member for good (a dead one, or one being replaced); its ID is never reused",
-		Args:  cobra.ExactArgs(1),
+		Long: "With dedicated stores, a voter is removed only once every dedicated group has followed the previous\n" +
+			"membership change (a join just made); leave waits for that up to --timeout.",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := strconv.ParseUint(args[0], 10, 64)
 			if err != nil || id == 0 {
 				return fmt.Errorf("node ID %q: a positive integer", args[0])
 			}
-			leader, err := c.findLeader(cmd.Context())
+			ctx, cancel := context.WithTimeout(cmd.Context(), leaveTimeout)
+			defer cancel()
+			leader, err := c.findLeader(ctx)
 			if err != nil {
 				return err
 			}
-			if _, _, err := c.call(cmd.Context(), leader, http.MethodDelete, "/api/v1/platform/cluster/members/"+args[0], nil, nil); err != nil {
-				return err
+			for {
+				status, code, err := c.call(ctx, leader, http.MethodDelete, "/api/v1/platform/cluster/members/"+args[0], nil, nil)
+				if err == nil {
+					break
+				}
+				if status != http.StatusConflict || code != "groups_following" {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "Waiting for the dedicated groups to follow the last membership change...")
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("the dedicated groups did not follow within %s (see cluster status; run leave again): %w", leaveTimeout, err)
+				case <-time.After(time.Second):
+				}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Node %d removed from the cluster; stop its process and delete its data directory.\n", id)
 			return nil
 		},
-	})
+	}
+	leave.Flags().DurationVar(&leaveTimeout, "timeout", 2*time.Minute, "how long to wait for the dedicated groups to follow a join first")
+	cmd.AddCommand(leave)
 	var to uint64
 	transfer := &cobra.Command{
 		Use:   "transfer-leader --to <id>",
@@ -196,6 +216,37 @@ func clusterCmd() *cobra.Command {
 	transfer.Flags().Uint64Var(&to, "to", 0, "ID of the voter to lead")
 	cmd.AddCommand(transfer)
 	return cmd
+}
+
+// printGroups lists the dedicated groups as st's node runs them: their
+// membership follows the cluster's, one step at a time, on each group's
+// leader; this is where an operator sees it converge.
+func printGroups(w io.Writer, st *httpapi.ClusterStatus) {
+	if len(st.Groups) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nDedicated groups (as node %d sees them):\n", st.NodeID)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "GROUP\tWORKSPACE\tLEADER\tAPPLIED\tVOTERS\tLEARNERS")
+	for _, g := range st.Groups {
+		var voters, learners []string
+		for _, m := range g.Members {
+			if m.Learner {
+				learners = append(learners, strconv.FormatUint(m.ID, 10))
+			} else {
+				voters = append(voters, strconv.FormatUint(m.ID, 10))
+			}
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%s\n", g.ID, g.Workspace, g.Leader, g.Applied, orDash(voters), orDash(learners))
+	}
+	tw.Flush()
+}
+
+func orDash(ids []string) string {
+	if len(ids) == 0 {
+		return "-"
+	}
+	return strings.Join(ids, ",")
 }
 
 func certsCmd() *cobra.Command {

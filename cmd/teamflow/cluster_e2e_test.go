@@ -227,6 +227,14 @@ type nodeStatus struct {
 		Learner bool   `json:"learner"`
 	} `json:"members"`
 	Removed []uint64 `json:"removed"`
+	Groups  []struct {
+		ID      uint64 `json:"id"`
+		Members []struct {
+			ID      uint64 `json:"id"`
+			Learner bool   `json:"learner"`
+		} `json:"members"`
+		Removed []uint64 `json:"removed"`
+	} `json:"groups"`
 }
 
 // workspaceHash reads a workspace's replica hash (keyspace and audit

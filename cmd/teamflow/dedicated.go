@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -236,11 +237,12 @@ func newDedicated(cfg Config, logger *slog.Logger, host *cluster.Node, shared *s
 		running: map[uint64]*groupRun{}, changed: make(chan struct{}),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
-	// Route records change by these commands only; a snapshot install
-	// (snapshotInstalled) kicks too.
+	// Route records change by these commands only, and the groups'
+	// membership follows the shared one's (followMembership); a snapshot
+	// install (snapshotInstalled) kicks too.
 	shared.Observe(func(batch []storage.Applied) {
 		for _, a := range batch {
-			if a.Command != nil && len(a.Command.Kind) > len("workspace.dedicate") && a.Command.Kind[:len("workspace.dedicate")] == "workspace.dedicate" {
+			if a.Command != nil && (strings.HasPrefix(a.Command.Kind, "workspace.dedicate.") || a.Command.Kind == cluster.MembershipKind) {
 				d.poke()
 				return
 			}
@@ -265,8 +267,17 @@ func (d *dedicated) start() {
 	go d.run()
 }
 
+// run reconciles on every kick and every 2 s: the tick resumes what a
+// kick cannot announce (a group's new leader finishing a membership step,
+// a group that failed to open).
 func (d *dedicated) run() {
 	defer close(d.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-d.stop
+		cancel() // a membership step in flight (Promote waits for a learner)
+	}()
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
@@ -279,6 +290,7 @@ func (d *dedicated) run() {
 		if err := d.reconcile(); err != nil {
 			d.log.Error("dedicated groups", "err", err)
 		}
+		d.followMembership(ctx)
 	}
 }
 
@@ -291,9 +303,17 @@ func (d *dedicated) Close() {
 		close(d.stop)
 		<-d.done
 	}
+	d.closeAll()
+}
+
+// closeAll closes every group open here.
+func (d *dedicated) closeAll() {
 	d.mu.Lock()
 	gs := d.running
 	d.running = map[uint64]*groupRun{}
+	if len(gs) > 0 {
+		d.signalLocked()
+	}
 	d.mu.Unlock()
 	for _, g := range gs {
 		d.closeGroup(g)
@@ -324,17 +344,6 @@ func (d *dedicated) list() []*groupRun {
 		out = append(out, g)
 	}
 	return out
-}
-
-// anyRoutes reports whether any workspace has a route record (a move under
-// way or done).
-func (d *dedicated) anyRoutes() (bool, error) {
-	found := false
-	err := d.shared.Sys().Scan(storage.K("route"), storage.ScanOptions{}, func(storage.Key, storage.Record) error {
-		found = true
-		return storage.ErrStop
-	})
-	return found, err
 }
 
 // waitGroup returns group id once it is open here and its store has
@@ -375,6 +384,13 @@ func (d *dedicated) waitGroup(id, index uint64, wait time.Duration) *groupRun {
 // state that is not running here, and closes (and deletes) the groups no
 // record names any more (an aborted move).
 func (d *dedicated) reconcile() error {
+	if d.host.Status().State == "removed" {
+		// Removed from the cluster: the groups' members refuse this
+		// node's traffic too, and each group's leader removes it
+		// (followMembership). Nothing here serves any more.
+		d.closeAll()
+		return nil
+	}
 	want := map[uint64]string{}
 	recs := map[uint64]*routeRecord{}
 	err := scanRoutes(d.shared.Sys(), func(tenant string, rec *routeRecord) error {
@@ -448,12 +464,11 @@ var errSourceGone = errors.New("the shared store no longer holds the workspace a
 
 // open starts group rec.Group on this node: a restart when its raft log
 // exists; else seeded from this node's shared store while the record is
-// seeding; else joined empty.
+// seeding and this node was a voter at the fence; else joined empty (a
+// member added since, or the flip applied here already), and the group's
+// leader adds it (followMembership) and sends a snapshot.
 func (d *dedicated) open(tenant string, rec *routeRecord) error {
-	me := d.cfg.Cluster.NodeID
-	if _, ok := rec.Peers[me]; !ok {
-		return fmt.Errorf("this node (%d) is not a member of the group (members %v): membership changes with dedicated groups are not supported yet", me, slices.Sorted(mapKeys(rec.Peers)))
-	}
+	_, fenceMember := rec.Peers[d.cfg.Cluster.NodeID]
 	dir := d.groupDir(rec.Group)
 	raftDir := filepath.Join(dir, clusterDir)
 	_, statErr := os.Stat(filepath.Join(raftDir, "raft"))
@@ -489,24 +504,33 @@ func (d *dedicated) open(tenant string, rec *routeRecord) error {
 	}
 	observed := len(d.observers)
 	d.mu.Unlock()
-	join := false
 	seeded := false
-	if !hasLog {
+	if !hasLog && fenceMember {
 		switch err := d.seed(tenant, rec, st, raftDir); {
 		case err == nil:
 			seeded = true
-		case errors.Is(err, errSourceGone):
-			join = true
-		default:
+		case !errors.Is(err, errSourceGone):
 			return fail(err)
 		}
+	}
+	// Only a seeded group bootstraps (its first raft log names the voters
+	// at the fence). Any other starts as a joiner: on a restart raft
+	// recovers from the log on disk, and a log still empty (a joiner that
+	// stopped before its snapshot came) must not bootstrap a membership of
+	// its own. A joiner's peers are the shared group's current members: the
+	// voters at the fence may have left since, and a member added later is
+	// not among them (the addresses are a record only; messages go to the
+	// addresses the shared group knows).
+	join, peers := !seeded, rec.Peers
+	if join {
+		peers = d.sharedPeers()
 	}
 	var onSnap func(uint64)
 	if g.ix != nil {
 		ix := g.ix
 		onSnap = func(uint64) { ix.SnapshotInstalled() }
 	}
-	g.raft, err = d.host.StartGroup(cluster.GroupConfig{ID: rec.Group, Peers: rec.Peers, Join: join, Dir: raftDir, Store: st, OnSnapshotInstalled: onSnap})
+	g.raft, err = d.host.StartGroup(cluster.GroupConfig{ID: rec.Group, Peers: peers, Join: join, Dir: raftDir, Store: st, OnSnapshotInstalled: onSnap})
 	if err != nil {
 		return fail(err)
 	}
@@ -527,7 +551,7 @@ func (d *dedicated) open(tenant string, rec *routeRecord) error {
 	d.running[rec.Group] = g
 	d.signalLocked()
 	d.mu.Unlock()
-	d.log.Info("dedicated group open", "group", rec.Group, "workspace", tenant, "seeded", seeded, "joined", join, "restarted", hasLog)
+	d.log.Info("dedicated group open", "group", rec.Group, "workspace", tenant, "seeded", seeded, "restarted", hasLog)
 	return nil
 }
 
@@ -625,16 +649,6 @@ func (d *dedicated) pinGroup(ctx context.Context, rec *routeRecord) (*storage.Sn
 			Detail: fmt.Sprintf("this node could not confirm group %d is up to date: %v", rec.Group, err)}
 	}
 	return g.store.OpenSnapshot()
-}
-
-func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // --- the move ---

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -165,10 +166,9 @@ func TestR7DedicatedMove(t *testing.T) {
 		t.Errorf("the move in the audit trail: %v", phases)
 	}
 
-	// Membership changes are refused while groups exist.
-	if status, b := opCall(c.nodes[0], "POST", "/api/v1/platform/cluster/members", map[string]any{"id": 4, "raft_addr": "127.0.0.1:1"}); status != http.StatusConflict || problemCode(b) != "dedicated_groups_unsupported" {
-		t.Errorf("join with a dedicated group: %d %s", status, b)
-	}
+	// Membership changes go through, and the group follows them on every
+	// node: a learner (never started) is added and removed again.
+	r7GroupFollows(t, c, group, opCall)
 	backupOK := r7Backup(t, c, opCall, ded.slug, spaces[1].slug)
 
 	// Every acknowledged write, on every node (read-your-writes through
@@ -296,6 +296,61 @@ func r7Backup(t *testing.T, c *tcluster, opCall func(*cnode, string, string, any
 			return 0
 		}
 	}
+}
+
+// r7GroupFollows adds node 4 (never started) to the shared group as a
+// learner and removes it again, and waits until group on every node has
+// had it as a learner and then removed it (an ID enters a group's removed
+// list only if the group had it), with the three voters left.
+func r7GroupFollows(t *testing.T, c *tcluster, group uint64, opCall func(n *cnode, method, path string, body any) (int, []byte)) {
+	t.Helper()
+	groupOn := func(n *cnode) (voters, learners, removed []uint64, ok bool) {
+		st, err := c.status(n)
+		if err != nil {
+			return nil, nil, nil, false
+		}
+		for _, g := range st.Groups {
+			if g.ID != group {
+				continue
+			}
+			for _, m := range g.Members {
+				if m.Learner {
+					learners = append(learners, m.ID)
+				} else {
+					voters = append(voters, m.ID)
+				}
+			}
+			slices.Sort(voters)
+			return voters, learners, g.Removed, true
+		}
+		return nil, nil, nil, false
+	}
+	everywhere := func(what string, cond func(voters, learners, removed []uint64) bool) {
+		t.Helper()
+		eventually(t, 10*time.Second, func() bool {
+			for _, n := range c.nodes {
+				v, l, r, ok := groupOn(n)
+				if !ok || !cond(v, l, r) {
+					return false
+				}
+			}
+			return true
+		}, what)
+	}
+	start := time.Now()
+	ld, _ := c.leader(10 * time.Second)
+	if status, b := opCall(ld, "POST", "/api/v1/platform/cluster/members", map[string]any{"id": 4, "raft_addr": "127.0.0.1:1"}); status != http.StatusCreated {
+		t.Fatalf("add learner 4 with a dedicated group: %d %s", status, b)
+	}
+	everywhere("group follows the join: learner 4", func(_, l, _ []uint64) bool { return slices.Equal(l, []uint64{4}) })
+	ld, _ = c.leader(10 * time.Second)
+	if status, b := opCall(ld, "DELETE", "/api/v1/platform/cluster/members/4", nil); status != http.StatusOK {
+		t.Fatalf("remove learner 4 with a dedicated group: %d %s", status, b)
+	}
+	everywhere("group follows the removal: voters 1,2,3, 4 removed", func(v, l, r []uint64) bool {
+		return slices.Equal(v, []uint64{1, 2, 3}) && len(l) == 0 && slices.Equal(r, []uint64{4})
+	})
+	t.Logf("group %d followed a join and a removal in %s", group, time.Since(start).Round(time.Millisecond))
 }
 
 // countTenantKeys opens a store of a stopped node and counts the tenant's

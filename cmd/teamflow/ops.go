@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 
 	"github.com/teamflow/teamflow/cluster"
 	"github.com/teamflow/teamflow/engine"
@@ -66,8 +67,9 @@ func (s state) ClusterStatus(context.Context) (*httpapi.ClusterStatus, error) {
 		Commit: st.Commit, Applied: st.Applied, FirstIndex: st.FirstIndex, LastIndex: st.LastIndex,
 		SnapshotIndex: st.SnapshotIndex, Ready: n.Ready() == nil, Removed: st.Removed, Error: st.Err,
 	}
-	for _, m := range st.Members {
-		out.Members = append(out.Members, httpapi.ClusterMember{ID: m.ID, RaftAddr: m.Addr, Learner: m.Learner, Match: m.Match, Active: m.Active})
+	out.Members = clusterMembers(st.Members)
+	if n.ded != nil {
+		out.Groups = n.ded.status()
 	}
 	stats := n.raft.Stats()
 	out.Stats = map[string]uint64{
@@ -85,12 +87,17 @@ func (s state) ClusterStatus(context.Context) (*httpapi.ClusterStatus, error) {
 	return out, nil
 }
 
+func clusterMembers(ms []cluster.Member) []httpapi.ClusterMember {
+	out := make([]httpapi.ClusterMember, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, httpapi.ClusterMember{ID: m.ID, RaftAddr: m.Addr, Learner: m.Learner, Match: m.Match, Active: m.Active})
+	}
+	return out
+}
+
 func (s state) AddLearner(ctx context.Context, id uint64, raftAddr string) error {
 	if s.n.raft == nil {
 		return errNotClustered
-	}
-	if err := s.noDedicatedGroups("change the membership"); err != nil {
-		return err
 	}
 	return s.clusterErr(s.n.raft.AddLearner(ctx, id, raftAddr))
 }
@@ -98,9 +105,6 @@ func (s state) AddLearner(ctx context.Context, id uint64, raftAddr string) error
 func (s state) Promote(ctx context.Context, id uint64) error {
 	if s.n.raft == nil {
 		return errNotClustered
-	}
-	if err := s.noDedicatedGroups("change the membership"); err != nil {
-		return err
 	}
 	err := s.n.raft.Promote(ctx, id)
 	if err != nil && errors.Is(err, context.DeadlineExceeded) && s.n.raft.IsLeader() {
@@ -113,10 +117,36 @@ func (s state) RemoveMember(ctx context.Context, id uint64) error {
 	if s.n.raft == nil {
 		return errNotClustered
 	}
-	if err := s.noDedicatedGroups("change the membership"); err != nil {
+	if err := s.groupsFollowed(id); err != nil {
 		return err
 	}
 	return s.clusterErr(s.n.raft.Remove(ctx, id))
+}
+
+// groupsFollowed refuses to remove a voter while a dedicated group has not
+// followed the previous membership change yet (dedicated.behind): the
+// group could lose its quorum. Removing a learner (an abandoned join)
+// never costs one, and a change refused for another reason (not the
+// leader, not a member) is left to Remove.
+func (s state) groupsFollowed(id uint64) error {
+	if s.n.ded == nil || !s.n.raft.IsLeader() {
+		return nil
+	}
+	st := s.n.raft.Status()
+	if !slices.ContainsFunc(st.Members, func(m cluster.Member) bool { return m.ID == id && !m.Learner }) {
+		return nil
+	}
+	behind, err := s.n.ded.behind(st)
+	if err != nil {
+		return err
+	}
+	if len(behind) > 0 {
+		return &httpapi.OpError{Status: http.StatusConflict, Code: "groups_following",
+			Detail: fmt.Sprintf("dedicated group(s) %v have not followed the last membership change yet (on this node): removing a voter now "+
+				"could cost them their quorum; teamflow cluster status shows their voters; retry once they match the cluster's", behind),
+			Details: map[string]any{"groups": behind}}
+	}
+	return nil
 }
 
 func (s state) TransferLeader(ctx context.Context, id uint64) error {
@@ -273,23 +303,4 @@ func (s state) DedicateWorkspace(ctx context.Context, tenant string, abort bool)
 			Detail: "dedicated stores are raft groups of a cluster: this node runs alone (no --node-id)"}
 	}
 	return s.n.ded.Dedicate(ctx, tenant, abort)
-}
-
-// noDedicatedGroups refuses the operations stage 3 does not extend to
-// dedicated groups yet (cluster/DESIGN-dedicated-groups.md, "Left to do"):
-// a membership change would leave the groups on the old members.
-func (s state) noDedicatedGroups(what string) error {
-	if s.n.ded == nil {
-		return nil
-	}
-	found, err := s.n.ded.anyRoutes()
-	if err != nil {
-		return err
-	}
-	if found {
-		return &httpapi.OpError{Status: http.StatusConflict, Code: "dedicated_groups_unsupported",
-			Detail: "cannot " + what + " while workspaces live in dedicated stores (or a move is under way): not supported yet " +
-				"(cluster/DESIGN-dedicated-groups.md); abort a move that has not flipped with teamflow workspace dedicate --abort"}
-	}
-	return nil
 }
