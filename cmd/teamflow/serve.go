@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -55,6 +56,9 @@ func serveCmd() *cobra.Command {
 // finish, the log applies what it accepted, the store closes cleanly.
 func serve(ctx context.Context, cfg Config, out, errOut io.Writer) error {
 	logger := newLogger(cfg, errOut)
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
 	clock, testHandler := newClock()
 	n, err := openNode(cfg, logger, clock, withSearch())
 	if err != nil {
