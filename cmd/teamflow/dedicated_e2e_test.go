@@ -114,7 +114,9 @@ func TestR7DedicatedMove(t *testing.T) {
 		}()
 	}
 
-	time.Sleep(3 * time.Second)
+	// Traffic before the move: until the clients have 40 acknowledged
+	// writes between them.
+	eventually(t, 30*time.Second, func() bool { return writes.Load() >= 40 }, "40 acknowledged writes before the move")
 	before := writes.Load()
 	moveStart := time.Now()
 	out, err := c.cli("workspace", "dedicate", "r7ded", "--server", c.nodes[1].URL())
@@ -133,7 +135,9 @@ func TestR7DedicatedMove(t *testing.T) {
 	if status, b := opCall(c.nodes[0], "POST", "/api/v1/platform/workspaces/r7ded/dedicate", map[string]any{"abort": true}); status != http.StatusConflict || problemCode(b) != "move_flipped" {
 		t.Errorf("abort after the flip: %d %s", status, b)
 	}
-	time.Sleep(3 * time.Second)
+	// And after it: 40 more, some of them to the dedicated workspace's group.
+	moved := writes.Load()
+	eventually(t, 30*time.Second, func() bool { return writes.Load() >= moved+40 }, "40 acknowledged writes after the move")
 	stop()
 	wg.Wait()
 	afterMove := writes.Load() - before
