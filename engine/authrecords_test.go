@@ -80,26 +80,15 @@ func TestAuthenticateSeesEveryWriteAtOnce(t *testing.T) {
 // session's records were cached a moment before.
 func TestAuthenticateAfterLogout(t *testing.T) {
 	w := newWorld(t)
-	login := func() (string, engine.Principal) {
-		res, err := w.svc.Login(ctx, engine.LoginInput{Workspace: "acme", Email: "olive@acme.test", Password: "correct horse battery"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := w.svc.Authenticate(ctx, res.Tokens.AccessToken)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res.Tokens.AccessToken, p
-	}
-	first, p := login()
-	second, _ := login()
+	first, p := w.ownerLogin(t)
+	second, _ := w.ownerLogin(t)
 	if err := w.svc.Logout(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.svc.Authenticate(ctx, first); err == nil {
+	if _, err := w.svc.Authenticate(ctx, first.Tokens.AccessToken); err == nil {
 		t.Fatal("a logged-out session's access token still authenticates")
 	}
-	if _, err := w.svc.Authenticate(ctx, second); err != nil {
+	if _, err := w.svc.Authenticate(ctx, second.Tokens.AccessToken); err != nil {
 		t.Fatalf("another session of the same account: %v", err)
 	}
 }

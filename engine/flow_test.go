@@ -39,6 +39,20 @@ func newWorld(t *testing.T) *world {
 	return &world{env: env, svc: env.Service, owner: p, ws: c.Workspace}
 }
 
+// ownerLogin signs the Owner in again: a new session.
+func (w *world) ownerLogin(t *testing.T) (*engine.LoginResult, engine.Principal) {
+	t.Helper()
+	res, err := w.svc.Login(ctx, engine.LoginInput{Workspace: "acme", Email: "olive@acme.test", Password: "correct horse battery"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := w.svc.Authenticate(ctx, res.Tokens.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, p
+}
+
 // join invites someone with role and accepts as them.
 func (w *world) join(t *testing.T, name string, role engine.Role) engine.Principal {
 	t.Helper()

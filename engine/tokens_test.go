@@ -53,14 +53,7 @@ func TestTokenQuality(t *testing.T) {
 	sessions := map[string]bool{}
 	fixation := 0
 	for range chains {
-		res, err := w.svc.Login(ctx, engine.LoginInput{Workspace: "acme", Email: "olive@acme.test", Password: "correct horse battery"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := w.svc.Authenticate(ctx, res.Tokens.AccessToken)
-		if err != nil {
-			t.Fatal(err)
-		}
+		res, p := w.ownerLogin(t)
 		if sessions[p.SessionID] || p.SessionID == w.owner.SessionID {
 			fixation++
 		}

@@ -50,7 +50,7 @@ type Config struct {
 	// is 100; at 200 a loaded node spent about 8% less CPU per write
 	// (docs/BENCHMARKS.md) for about 80 MiB more resident memory.
 	GCPercent int `toml:"gc_percent" flag:"gc-percent" help:"Go collector target (GOGC): heap growth in percent between collections; the GOGC environment variable, when set, wins"`
-	Metrics    struct {
+	Metrics   struct {
 		Token string `toml:"token" flag:"metrics-token" help:"bearer token required on /metrics (empty: open)"`
 	} `toml:"metrics"`
 	// Mail: the SMTP server the outbox delivers through. Without a host the

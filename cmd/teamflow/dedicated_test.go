@@ -135,21 +135,14 @@ func TestDedicateMoveAbortResume(t *testing.T) {
 		}
 	}
 	groupHashes := func() (bool, string) {
-		var ref []byte
-		var refIdx uint64
+		var same sameStore
 		for id, d := range ds {
 			g := d.get(group)
 			if g == nil {
 				return false, fmt.Sprintf("group not open on %d", id)
 			}
-			h, err := g.store.TenantHash(ten)
-			if err != nil {
-				return false, err.Error()
-			}
-			if ref == nil {
-				ref, refIdx = h, g.store.AppliedIndex()
-			} else if !bytes.Equal(h, ref) || g.store.AppliedIndex() != refIdx {
-				return false, fmt.Sprintf("member %d differs", id)
+			if ok, why := same.check(id, g.store, ten); !ok {
+				return false, why
 			}
 		}
 		return true, ""
@@ -182,6 +175,28 @@ func dedicatedCluster(t *testing.T) (c *clustertest.Cluster, ds map[uint64]*dedi
 		startDed(m)
 	}
 	return c, ds, startDed
+}
+
+// sameStore compares each member's copy of a group store with the first
+// one checked: the tenant's hash and the applied index must be equal.
+type sameStore struct {
+	hash  []byte
+	index uint64
+}
+
+func (r *sameStore) check(id uint64, st *storage.Store, tenant string) (bool, string) {
+	h, err := st.TenantHash(tenant)
+	if err != nil {
+		return false, err.Error()
+	}
+	if r.hash == nil {
+		r.hash, r.index = h, st.AppliedIndex()
+		return true, ""
+	}
+	if !bytes.Equal(h, r.hash) || st.AppliedIndex() != r.index {
+		return false, fmt.Sprintf("member %d's store differs (applied %d, first %d)", id, st.AppliedIndex(), r.index)
+	}
+	return true, ""
 }
 
 // runDedicated runs m's dedicated groups as node.go does; they are closed
@@ -264,8 +279,7 @@ func TestDedicateMembershipFollows(t *testing.T) {
 	groupIs := func(ids []uint64, voters []uint64, removed []uint64) {
 		t.Helper()
 		clustertest.Poll(t, 60*time.Second, fmt.Sprintf("group %d with voters %v on members %v", group, voters, ids), func() (bool, string) {
-			var ref []byte
-			var refIdx uint64
+			var same sameStore
 			for _, id := range ids {
 				g := ds[id].get(group)
 				if g == nil {
@@ -283,14 +297,8 @@ func TestDedicateMembershipFollows(t *testing.T) {
 				if !slices.Equal(got, voters) || !slices.Equal(gs.Removed, removed) {
 					return false, fmt.Sprintf("member %d sees voters %v removed %v", id, got, gs.Removed)
 				}
-				h, err := g.store.TenantHash(ten)
-				if err != nil {
-					return false, err.Error()
-				}
-				if ref == nil {
-					ref, refIdx = h, g.store.AppliedIndex()
-				} else if !bytes.Equal(h, ref) || g.store.AppliedIndex() != refIdx {
-					return false, fmt.Sprintf("member %d's store differs (applied %d, first %d)", id, g.store.AppliedIndex(), refIdx)
+				if ok, why := same.check(id, g.store, ten); !ok {
+					return false, why
 				}
 			}
 			return true, ""
