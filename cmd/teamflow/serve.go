@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -56,9 +57,7 @@ func serveCmd() *cobra.Command {
 // finish, the log applies what it accepted, the store closes cleanly.
 func serve(ctx context.Context, cfg Config, out, errOut io.Writer) error {
 	logger := newLogger(cfg, errOut)
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(cfg.GCPercent)
-	}
+	tuneRuntime(cfg)
 	clock, testHandler := newClock()
 	n, err := openNode(cfg, logger, clock, withSearch())
 	if err != nil {
@@ -368,6 +367,26 @@ func (n *node) bootstrapCluster(ctx context.Context, out io.Writer, base string,
 
 // servePprof serves runtime profiles on their own listener, never on the
 // public one.
+// startProcs is the runtime's own GOMAXPROCS, read before tuneRuntime
+// changes it (serve may run more than once in a test process): it follows
+// the CPUs, and a cgroup limit, the process may use.
+var startProcs = runtime.GOMAXPROCS(0)
+
+// tuneRuntime applies gc_percent and max_procs, unless the operator set
+// Go's own GOGC or GOMAXPROCS environment variables, which win.
+func tuneRuntime(cfg Config) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
+	if os.Getenv("GOMAXPROCS") == "" {
+		n := cfg.MaxProcs
+		if n == 0 {
+			n = 2 * startProcs
+		}
+		runtime.GOMAXPROCS(n)
+	}
+}
+
 func servePprof(addr string, logger *slog.Logger) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
