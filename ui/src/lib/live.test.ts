@@ -73,6 +73,29 @@ describe("live client", () => {
     expect(ws2.sent.at(-1)).toEqual({ type: "subscribe", topics: ["user:me"] });
   });
 
+  it("fetches a screen again once the server confirms its topic, so a change made before the subscription is not missed", async () => {
+    const qc = new QueryClient();
+    const spy = vi.spyOn(qc, "invalidateQueries");
+    live.start(qc, "me");
+    live.use("workspace");
+    const ws = FakeWS.all[0];
+    ws.open();
+    ws.recv({ type: "subscribed", topics: ["user:me", "workspace"], seq: 3 });
+    await vi.advanceTimersByTimeAsync(60);
+    let keys = spy.mock.calls.map((c) => JSON.stringify(c[0]?.queryKey));
+    expect(keys).toEqual([JSON.stringify(["activity", "workspace"])]);
+
+    // Another screen's topic is added: only its screens are fetched again.
+    spy.mockClear();
+    live.use("project:p2");
+    ws.recv({ type: "subscribed", topics: ["user:me", "workspace", "project:p2"], seq: 3 });
+    await vi.advanceTimersByTimeAsync(60);
+    keys = spy.mock.calls.map((c) => JSON.stringify(c[0]?.queryKey));
+    expect(keys).toContain(JSON.stringify(["board", "p2"]));
+    expect(keys).toContain(JSON.stringify(["activity", "project", "p2"]));
+    expect(keys).not.toContain(JSON.stringify(["task"]));
+  });
+
   it("does not reconnect once the session ended (4401)", async () => {
     live.start(new QueryClient(), "me");
     const ws = FakeWS.all[0];

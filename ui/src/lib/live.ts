@@ -55,6 +55,7 @@ class LiveClient {
   private me = "";
   private seq = 0;
   private subscribedOnce = false;
+  private following = new Set<string>(); // topics the server confirmed (subscribed)
   private topics = new Map<string, number>(); // topic → screens using it
   private viewing = new Map<string, number>();
   private presence = new Map<string, string[]>();
@@ -87,6 +88,7 @@ class LiveClient {
     }
     this.connected = false;
     this.subscribedOnce = false;
+    this.following.clear();
     this.seq = 0;
     this.presence.clear();
     this.emit();
@@ -107,6 +109,7 @@ class LiveClient {
       opened = true;
       this.retry = 0;
       this.subscribedOnce = false;
+      this.following.clear();
       this.connected = true;
       this.sendSubscribe();
       for (const t of this.viewing.keys()) this.send({ type: "presence", topic: t, state: "viewing" });
@@ -167,6 +170,9 @@ class LiveClient {
         if (m.notifications?.length) this.invalidate(["my-tasks"]);
         if (m.actor !== this.me) for (const c of m.changes ?? []) this.invalidateFor(c);
         break;
+      case "subscribed":
+        this.onSubscribed(m.topics ?? []);
+        break;
       case "resync":
         void this.qc?.invalidateQueries();
         break;
@@ -176,6 +182,23 @@ class LiveClient {
           this.emit();
         }
         break;
+    }
+  }
+
+  /**
+   * The server follows topics from here on. A screen fetched its data when it
+   * opened, before its subscription took effect: a change made in between
+   * reached no event, so the screens of each newly followed topic are
+   * fetched once more (events cover everything after).
+   */
+  private onSubscribed(topics: string[]) {
+    const fresh = topics.filter((t) => !this.following.has(t));
+    this.following = new Set(topics);
+    for (const t of fresh) {
+      const [kind, id] = t.split(":", 2);
+      if (kind === "project" && id) this.invalidateFor({ kind: "", project_id: id });
+      else if (kind === "task" && id) this.invalidateFor({ kind: "", task_id: id });
+      else if (kind === "workspace") this.invalidate(["activity", "workspace"]);
     }
   }
 
