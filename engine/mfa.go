@@ -50,7 +50,7 @@ func kMFAChallenge(hash string) storage.Key { return storage.K("mfat", hash) }
 // mfaDeadline says when an Owner or Admin without a second factor must
 // have one; ok is false when none is required of this account.
 func (s *Service) mfaDeadline(tenant string, u *userRecord) (time.Time, bool, error) {
-	if !u.Role.isAdmin() || u.MFA.EnabledAt != 0 {
+	if !mfaRequired(u) {
 		return time.Time{}, false, nil
 	}
 	_, v := s.tenant(tenant)
@@ -62,9 +62,12 @@ func (s *Service) mfaDeadline(tenant string, u *userRecord) (time.Time, bool, er
 	return d, ok, nil
 }
 
+// mfaRequired: Owners and Admins without a second factor must enrol one.
+func mfaRequired(u *userRecord) bool { return u.Role.isAdmin() && u.MFA.EnabledAt == 0 }
+
 // mfaDeadlineIn is mfaDeadline with the workspace record already read.
 func mfaDeadlineIn(ws *workspaceRecord, u *userRecord) (time.Time, bool) {
-	if !u.Role.isAdmin() || u.MFA.EnabledAt != 0 {
+	if !mfaRequired(u) {
 		return time.Time{}, false
 	}
 	grace := defaultGraceDays

@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/teamflow/teamflow/cluster"
 	"github.com/teamflow/teamflow/httpapi"
-	"github.com/teamflow/teamflow/storage"
 )
 
 // Membership across groups (cluster/DESIGN-dedicated-groups.md). The
@@ -193,11 +191,7 @@ func (d *dedicated) behind(shared cluster.Status) ([]uint64, error) {
 	}
 	slices.Sort(want)
 	var out []uint64
-	err := d.shared.Sys().Scan(storage.K("route"), storage.ScanOptions{}, func(k storage.Key, r storage.Record) error {
-		rec := &routeRecord{}
-		if err := json.Unmarshal(r.Value, rec); err != nil {
-			return fmt.Errorf("route %s: %w", k, err)
-		}
+	err := scanRoutes(d.shared.Sys(), func(_ string, rec *routeRecord) error {
 		if rec.State != routeSeeding && rec.State != routeDedicated {
 			return nil
 		}
