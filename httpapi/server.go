@@ -35,6 +35,7 @@ type StateSource interface {
 	AppliedIndex() uint64
 	WaitApplied(ctx context.Context, index uint64) error
 	// Ready reports nil when the store is open and the log serves writes.
+	// An *OpError's code and detail are shown by /readyz.
 	Ready() error
 }
 
@@ -420,7 +421,15 @@ func (s *Server) bindOps(g *gin.Engine) {
 	g.GET("/readyz", func(c *gin.Context) {
 		if s.state != nil {
 			if err := s.state.Ready(); err != nil {
-				c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable"})
+				body := gin.H{"status": "unavailable"}
+				// An OpError is written for the caller (it names, say, the
+				// dedicated group that is not open); any other error may
+				// name files or addresses, and /readyz needs no credential.
+				var oe *OpError
+				if errors.As(err, &oe) {
+					body["code"], body["reason"] = oe.Code, oe.Detail
+				}
+				c.JSON(http.StatusServiceUnavailable, body)
 				return
 			}
 		}

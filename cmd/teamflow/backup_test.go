@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -30,11 +29,8 @@ func TestBackupDedicatedGroups(t *testing.T) {
 	const ded, fenced, shared = "t-ded", "t-fenced", "t-shared"
 	registry := storage.K("ws", ded)
 	leader := c.Leader(10 * time.Second)
-	for i := range 5 {
-		for _, tn := range []string{ded, fenced, shared} {
-			clustertest.Propose(t, leader, &storage.Command{RequestID: fmt.Sprintf("seed-%s-%d", tn, i), Tenant: tn, Kind: "test.put",
-				Ops: []storage.Op{{Type: storage.OpPut, Key: storage.K("rec", fmt.Sprint(i)), Value: []byte("v"), Version: 1}}}, 10*time.Second)
-		}
+	for _, tn := range []string{ded, fenced, shared} {
+		seedRecords(t, leader, tn, 5)
 	}
 	clustertest.Propose(t, leader, &storage.Command{RequestID: "registry", Kind: "test.put",
 		Ops: []storage.Op{{Type: storage.OpPut, Space: storage.SpaceSys, Key: registry, Value: []byte("registry"), Version: 1}}}, 10*time.Second)

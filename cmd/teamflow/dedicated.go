@@ -103,6 +103,12 @@ func readRoute(v storage.View, tenant string) (*routeRecord, uint64, error) {
 	return out, rec.Version, nil
 }
 
+// groupWait is how long a request waits for a dedicated workspace's group
+// to open here and apply its ping_index before it is refused, and how long
+// after its flip such a group may still be closed or behind without the
+// node reporting itself not ready (ready).
+const groupWait = 2 * time.Second
+
 func workspaceMoving() error {
 	return &engine.Error{Code: "workspace_moving", Message: "this workspace is moving to its dedicated store; retry shortly",
 		Details: map[string]any{"retry_after": 2}, Err: engine.ErrUnavailable}
@@ -129,7 +135,7 @@ func (r groupRouter) Workspace(tenant string) engine.Route {
 		// Fenced or seeding: the shared store is complete and frozen.
 		return engine.Route{Log: failLog{workspaceMoving()}, Store: r.d.shared}
 	}
-	g := r.d.waitGroup(rec.Group, rec.PingIndex, 2*time.Second)
+	g := r.d.waitGroup(rec.Group, rec.PingIndex, groupWait)
 	if g == nil {
 		// G is not open here yet (or behind its ping): nothing to read
 		// from, writes refused as during the move.
@@ -210,8 +216,9 @@ type dedicated struct {
 
 	mu        sync.Mutex
 	running   map[uint64]*groupRun
-	observers []storage.Observer // also registered on every group store (live updates)
-	changed   chan struct{}      // closed and replaced when a group opens or closes
+	observers []storage.Observer   // also registered on every group store (live updates)
+	changed   chan struct{}        // closed and replaced when a group opens or closes
+	seen      map[string]time.Time // when ready first found each workspace dedicated; zero: before this start
 
 	kick chan struct{}
 	stop chan struct{}
@@ -234,7 +241,7 @@ type groupRun struct {
 func newDedicated(cfg Config, logger *slog.Logger, host *cluster.Node, shared *storage.Store, search bool) *dedicated {
 	d := &dedicated{
 		cfg: cfg, log: logger.With("component", "dedicated"), host: host, shared: shared, search: search,
-		running: map[uint64]*groupRun{}, changed: make(chan struct{}),
+		running: map[uint64]*groupRun{}, changed: make(chan struct{}), seen: map[string]time.Time{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	// Route records change by these commands only, and the groups'
@@ -261,6 +268,9 @@ func (d *dedicated) poke() {
 // start opens every group the route records name (before the API serves),
 // then keeps following the records.
 func (d *dedicated) start() {
+	if err := d.markStarted(); err != nil {
+		d.log.Error("dedicated groups at start", "err", err)
+	}
 	if err := d.reconcile(); err != nil {
 		d.log.Error("open dedicated groups", "err", err)
 	}
@@ -639,7 +649,7 @@ func (d *dedicated) pin(ctx context.Context, sn *storage.Snapshot) (map[string]*
 }
 
 func (d *dedicated) pinGroup(ctx context.Context, rec *routeRecord) (*storage.Snapshot, error) {
-	g := d.waitGroup(rec.Group, rec.PingIndex, 2*time.Second)
+	g := d.waitGroup(rec.Group, rec.PingIndex, groupWait)
 	if g == nil {
 		return nil, &httpapi.OpError{Status: http.StatusServiceUnavailable, Code: "group_not_open",
 			Detail: fmt.Sprintf("group %d is not open on this node yet: retry, or take the backup from another node", rec.Group)}
@@ -649,6 +659,74 @@ func (d *dedicated) pinGroup(ctx context.Context, rec *routeRecord) (*storage.Sn
 			Detail: fmt.Sprintf("this node could not confirm group %d is up to date: %v", rec.Group, err)}
 	}
 	return g.store.OpenSnapshot()
+}
+
+// markStarted records the workspaces already dedicated as this node
+// starts: no move of theirs is in progress, so ready gives their groups no
+// grace.
+func (d *dedicated) markStarted() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	err := scanRoutes(d.shared.Sys(), func(tenant string, rec *routeRecord) error {
+		if rec.State == routeDedicated {
+			d.seen[tenant] = time.Time{}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read route records: %w", err)
+	}
+	return nil
+}
+
+// ready reports whether this node serves every dedicated workspace: the
+// group of each route record in state dedicated is open here and has
+// applied the record's ping_index, as the router needs.
+//
+// Within groupWait of ready first finding a record dedicated, i.e. just
+// after its flip applied here, the group may still be opening or catching
+// up (a member outside the ping's quorum; the router waits as long): a
+// normal move, not a failure, so the node does not flap. Records already
+// dedicated when the node started (markStarted) get no such grace: the
+// node has not been ready yet, and is not until its groups serve. Records
+// still fenced or seeding are not checked: every node serves such a
+// workspace alike (reads from the shared store, writes refused with a
+// retryable 503), so taking a node out for it would take them all out.
+func (d *dedicated) ready() error {
+	var problems []string
+	err := scanRoutes(d.shared.Sys(), func(tenant string, rec *routeRecord) error {
+		if rec.State != routeDedicated {
+			return nil
+		}
+		d.mu.Lock()
+		g := d.running[rec.Group]
+		seen, ok := d.seen[tenant]
+		if !ok {
+			seen = time.Now()
+			d.seen[tenant] = seen
+		}
+		d.mu.Unlock()
+		var why string
+		if g == nil {
+			why = "is not open on this node"
+		} else if applied := g.store.AppliedIndex(); applied < rec.PingIndex {
+			why = fmt.Sprintf("has applied %d of the move's ping index %d", applied, rec.PingIndex)
+		} else {
+			return nil
+		}
+		if time.Since(seen) < groupWait {
+			return nil
+		}
+		problems = append(problems, fmt.Sprintf("dedicated group %d %s", rec.Group, why))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read route records: %w", err)
+	}
+	if len(problems) > 0 {
+		return &httpapi.OpError{Status: http.StatusServiceUnavailable, Code: "group_not_ready", Detail: strings.Join(problems, "; ")}
+	}
+	return nil
 }
 
 // --- the move ---

@@ -31,12 +31,8 @@ func TestDedicateMoveAbortResume(t *testing.T) {
 	ctx := context.Background()
 	const ten, other = "t-ded", "t-other"
 	leader := c.Leader(10 * time.Second)
-	for i := range 20 {
-		for _, tn := range []string{ten, other} {
-			clustertest.Propose(t, leader, &storage.Command{RequestID: fmt.Sprintf("seed-%s-%d", tn, i), Tenant: tn, Kind: "test.put",
-				Ops: []storage.Op{{Type: storage.OpPut, Key: storage.K("rec", fmt.Sprint(i)), Value: []byte("v"), Version: 1}}}, 10*time.Second)
-		}
-	}
+	seedRecords(t, leader, ten, 20)
+	seedRecords(t, leader, other, 20)
 	m2 := c.Member(2)
 	router := groupRouter{d: ds[2], shared: engine.Route{Log: retryLog{m2.Node}, Store: m2.Store}}
 	seq := 0
@@ -199,15 +195,30 @@ func (r *sameStore) check(id uint64, st *storage.Store, tenant string) (bool, st
 	return true, ""
 }
 
-// runDedicated runs m's dedicated groups as node.go does; they are closed
-// when the test ends, before the cluster.
+// runDedicated runs m's dedicated groups as node.go does, without search
+// indexes; they are closed when the test ends, before the cluster.
 func runDedicated(t *testing.T, m *clustertest.Member) *dedicated {
+	return startDedicated(t, m, false)
+}
+
+// startDedicated is runDedicated, with a search index per group if search.
+func startDedicated(t *testing.T, m *clustertest.Member, search bool) *dedicated {
 	cfg := defaultConfig()
 	cfg.Data, cfg.Cluster.NodeID = m.Dir, m.ID
-	d := newDedicated(cfg, slog.New(slog.DiscardHandler), m.Node, m.Store, false)
+	d := newDedicated(cfg, slog.New(slog.DiscardHandler), m.Node, m.Store, search)
 	d.start()
 	t.Cleanup(d.Close)
 	return d
+}
+
+// seedRecords writes records rec/0 .. rec/n-1 of tenant through the shared
+// group (a workspace to move).
+func seedRecords(t *testing.T, leader *clustertest.Member, tenant string, n int) {
+	t.Helper()
+	for i := range n {
+		clustertest.Propose(t, leader, &storage.Command{RequestID: fmt.Sprintf("seed-%s-%d", tenant, i), Tenant: tenant, Kind: "test.put",
+			Ops: []storage.Op{{Type: storage.OpPut, Key: storage.K("rec", fmt.Sprint(i)), Value: []byte("v"), Version: 1}}}, 10*time.Second)
+	}
 }
 
 func countKeys(t *testing.T, st *storage.Store, tenant string) int {
@@ -235,10 +246,7 @@ func TestDedicateMembershipFollows(t *testing.T) {
 	ctx := context.Background()
 	const ten = "t-ded"
 	leader := c.Leader(10 * time.Second)
-	for i := range 20 {
-		clustertest.Propose(t, leader, &storage.Command{RequestID: fmt.Sprintf("seed-%d", i), Tenant: ten, Kind: "test.put",
-			Ops: []storage.Op{{Type: storage.OpPut, Key: storage.K("rec", fmt.Sprint(i)), Value: []byte("v"), Version: 1}}}, 10*time.Second)
-	}
+	seedRecords(t, leader, ten, 20)
 	st, err := ds[1].Dedicate(ctx, ten, false)
 	if err != nil || st.State != routeDedicated {
 		t.Fatalf("dedicate: %+v %v", st, err)

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/teamflow/teamflow/engine"
 	"github.com/teamflow/teamflow/index"
@@ -54,26 +53,6 @@ func (n *node) snapshotInstalled(uint64) {
 		// Route records may have changed unobserved.
 		n.ded.poke()
 	}
-}
-
-func registerIndexMetrics(reg *prometheus.Registry, ix *index.Index) {
-	if ix == nil {
-		return
-	}
-	gauge := func(name, help string, f func(index.Stats) float64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(ix.Stats()) })
-	}
-	counter := func(name, help string, f func(index.Stats) uint64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f(ix.Stats())) })
-	}
-	reg.MustRegister(
-		gauge("teamflow_search_indexes_open", "Workspace search indexes open now.", func(s index.Stats) float64 { return float64(s.Open) }),
-		gauge("teamflow_search_queued_commands", "Applied commands waiting to be indexed.", func(s index.Stats) float64 { return float64(s.Queued) }),
-		counter("teamflow_search_ingested_total", "Applied commands indexed.", func(s index.Stats) uint64 { return s.Ingested }),
-		counter("teamflow_search_rebuilds_total", "Workspace indexes rebuilt from the store.", func(s index.Stats) uint64 { return s.Rebuilds }),
-		counter("teamflow_search_reconciles_total", "Workspace indexes reconciled with the store.", func(s index.Stats) uint64 { return s.Reconciles }),
-		counter("teamflow_search_errors_total", "Failed index batches, rebuilds or reconciles.", func(s index.Stats) uint64 { return s.Errors }),
-	)
 }
 
 // indexCmd manages the search index of running nodes. It asks the server

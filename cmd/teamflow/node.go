@@ -258,8 +258,9 @@ func (n *node) Close() error {
 }
 
 // Ready reports nil when the node serves: a single node when its store is
-// healthy; a cluster member once it has bootstrapped, knows a leader and
-// has applied the commit index it knew at start.
+// healthy; a cluster member once it has bootstrapped, knows a leader, has
+// applied the commit index it knew at start, and serves every dedicated
+// workspace (dedicated.ready).
 func (n *node) Ready() error {
 	if n.raft == nil {
 		return n.local.Ready()
@@ -273,7 +274,7 @@ func (n *node) Ready() error {
 	if a := n.store.AppliedIndex(); a < n.startCommit {
 		return fmt.Errorf("catching up: applied %d of %d", a, n.startCommit)
 	}
-	return nil
+	return n.ded.ready()
 }
 
 // retryLog is the engine's Log over a raft node. A proposal raft dropped

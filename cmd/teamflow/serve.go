@@ -84,8 +84,7 @@ func serve(ctx context.Context, cfg Config, out, errOut io.Writer) error {
 	rateLimits, _ := parseBool(cfg.RateLimits)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	registerStoreMetrics(reg, n)
-	registerIndexMetrics(reg, n.ix)
+	registerMetrics(reg, n)
 	api := httpapi.New(httpapi.Deps{
 		Engine: n.eng, State: state{n}, UI: ui.FS, Logger: logger, Registry: reg,
 	}, httpapi.Config{
@@ -250,53 +249,6 @@ func serve(ctx context.Context, cfg Config, out, errOut io.Writer) error {
 	}
 	logger.Info("shutdown complete")
 	return nil
-}
-
-func registerStoreMetrics(reg *prometheus.Registry, n *node) {
-	reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "teamflow_store_applied_index", Help: "Last log index applied to the store."},
-			func() float64 { return float64(n.store.AppliedIndex()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "teamflow_store_healthy", Help: "1 while the store accepts writes."},
-			func() float64 {
-				if n.store.Healthy() == nil {
-					return 1
-				}
-				return 0
-			}),
-	)
-	if n.local != nil {
-		reg.MustRegister(
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "teamflow_log_proposals_total", Help: "Commands applied through the log."},
-				func() float64 { return float64(n.local.Stats().Proposals) }),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "teamflow_log_batches_total", Help: "Synced batches (proposals / batches = group-commit factor)."},
-				func() float64 { return float64(n.local.Stats().Batches) }),
-		)
-		return
-	}
-	r := n.raft
-	counter := func(name, help string, f func() uint64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
-	}
-	gauge := func(name, help string, f func() float64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
-	}
-	reg.MustRegister(
-		gauge("teamflow_raft_is_leader", "1 while this node is the raft leader.", func() float64 {
-			if r.IsLeader() {
-				return 1
-			}
-			return 0
-		}),
-		gauge("teamflow_raft_term", "Current raft term.", func() float64 { return float64(r.Status().Term) }),
-		gauge("teamflow_raft_commit_index", "Highest log index known committed.", func() float64 { return float64(r.Status().Commit) }),
-		counter("teamflow_raft_proposals_total", "Proposals handed to raft.", func() uint64 { return r.Stats().Proposals }),
-		counter("teamflow_raft_proposals_dropped_total", "Proposals raft dropped (retried with the same request ID).", func() uint64 { return r.Stats().ProposalsDropped }),
-		counter("teamflow_raft_read_barriers_total", "Linearizable read barriers (ReadIndex).", func() uint64 { return r.Stats().ReadBarriers }),
-		counter("teamflow_raft_leader_changes_total", "Leader changes seen by this node.", func() uint64 { return r.Stats().LeaderChanges }),
-		counter("teamflow_raft_snapshots_sent_total", "Snapshots streamed to followers.", func() uint64 { return r.Stats().SnapshotsSent }),
-		counter("teamflow_raft_snapshots_installed_total", "Snapshots installed from the leader.", func() uint64 { return r.Stats().SnapshotsInstalled }),
-		counter("teamflow_raft_compactions_total", "Raft log compactions.", func() uint64 { return r.Stats().Compactions }),
-	)
 }
 
 // reportOperatorToken writes a just-created operator token to
