@@ -99,8 +99,9 @@ type attachmentRecord struct {
 }
 
 // uploadRecord is an upload in progress: its chunks are stored but the
-// attachment is not visible yet. Its bytes, reserved against the quota as
-// they came, are the counter kUploadBytes; kUploadTouch says when the last
+// attachment is not visible yet. Its bytes reserved against the quota
+// (all at once when the length is known, else as they came; see
+// reservation) are the counter kUploadBytes; kUploadTouch says when the last
 // chunk came. Chunk commands only require the record to exist, so several
 // can be in flight at once.
 type uploadRecord struct {
@@ -372,6 +373,16 @@ func (s *Service) UploadAttachment(ctx context.Context, p Principal, in UploadIn
 	if int64(n) > max {
 		return nil, errFileTooLarge(max)
 	}
+	// A known length was reserved whole (reservation): no byte past it may be stored.
+	overDeclared := func(total int64) error {
+		if in.Length > 0 && total > in.Length {
+			return errInterrupted(fmt.Errorf("more than the %d bytes declared arrived", in.Length))
+		}
+		return nil
+	}
+	if err := overDeclared(int64(n)); err != nil {
+		return nil, err
+	}
 	first = first[:n]
 	ct, err := servedType(in.Kind, in.DeclaredType, http.DetectContentType(first))
 	if err != nil {
@@ -402,8 +413,10 @@ func (s *Service) UploadAttachment(ctx context.Context, p Principal, in UploadIn
 				ch.expect(kUpload(id), storage.AnyVersion)
 			}
 			ch.op(storage.Op{Type: storage.OpPut, Key: kAttChunk(id, n), Value: data, Version: 1})
-			ch.add(kUploadBytes(id), int64(len(data)))
-			ch.addBounded(kStorageCnt, int64(len(data)), quota, "storage")
+			if reserve := reservation(n, len(data), in.Length); reserve > 0 {
+				ch.add(kUploadBytes(id), reserve)
+				ch.addBounded(kStorageCnt, reserve, quota, "storage")
+			}
 			ch.put(kUploadTouch(id), uploadTouch{LastAt: now}, 1)
 			return ch, nil
 		})
@@ -460,6 +473,10 @@ func (s *Service) UploadAttachment(ctx context.Context, p Principal, in UploadIn
 		}
 		if total+int64(n) > max {
 			setErr(errFileTooLarge(max))
+			break
+		}
+		if err := overDeclared(total + int64(n)); err != nil {
+			setErr(err)
 			break
 		}
 		hash.Write(buf[:n])
@@ -541,6 +558,23 @@ func (s *Service) UploadAttachment(ctx context.Context, p Principal, in UploadIn
 		return fail(err)
 	}
 	return out, nil
+}
+
+// reservation is what storing chunk n (of size bytes) reserves against the
+// quota. A body of known length reserves all of it with its first chunk:
+// concurrent uploads near the quota then either fit whole or are refused
+// before they store anything, where reserving chunk by chunk could refuse
+// them all, each holding part of the room when its next chunk does not fit.
+// A streamed body (length < 0) can only reserve what has come, and so
+// does one declared empty, which fails at the end if anything came.
+func reservation(n, size int, length int64) int64 {
+	switch {
+	case length <= 0:
+		return int64(size)
+	case n == 0:
+		return length
+	}
+	return 0
 }
 
 // readChunk fills buf from r. Unlike io.ReadFull, only a clean io.EOF ends

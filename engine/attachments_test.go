@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"sync"
 	"testing"
@@ -163,46 +164,98 @@ func TestAbandonedUploadIsCleaned(t *testing.T) {
 }
 
 // Concurrent uploads can never pass the quota together: the bytes are a
-// bounded counter in the log.
+// bounded counter in the log. Six uploads of 600 KiB into 2 MiB: three fit.
 func TestConcurrentUploadsStayWithinQuota(t *testing.T) {
-	w := newWorld(t)
-	const quota = 2 << 20
-	env := w.env
-	svc := engine.New(engine.Deps{Router: engine.SharedRouter{Route: engine.Route{Log: env.Log, Store: env.Store}}, Clock: env.Clock},
-		engine.Config{Mode: engine.ModeCloud, StorageBytes: quota})
-	proj, _ := svc.CreateProject(ctx, w.owner, engine.CreateProjectInput{Name: "Files"})
-	task, _ := svc.CreateTask(ctx, w.owner, proj.ID, engine.CreateTaskInput{Title: "t"})
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	ok, refused := 0, 0
-	for range 6 {
-		wg.Go(func() {
-			_, err := svc.UploadAttachment(ctx, w.owner, engine.UploadInput{TaskID: task.ID, Length: -1,
-				Body: io.LimitReader(bytes.NewReader(bytes.Repeat([]byte("q"), 600<<10)), 600<<10)})
-			mu.Lock()
-			defer mu.Unlock()
-			switch code(err) {
-			case "":
-				ok++
-			case "storage_quota_exceeded":
-				refused++
-			default:
-				t.Errorf("upload: %v", err)
+	const quota, size = 2 << 20, 600 << 10
+	for _, length := range []int64{-1, size} {
+		t.Run(fmt.Sprintf("length %d", length), func(t *testing.T) {
+			w := newWorld(t)
+			env := w.env
+			svc := engine.New(engine.Deps{Router: engine.SharedRouter{Route: engine.Route{Log: env.Log, Store: env.Store}}, Clock: env.Clock},
+				engine.Config{Mode: engine.ModeCloud, StorageBytes: quota})
+			proj, _ := svc.CreateProject(ctx, w.owner, engine.CreateProjectInput{Name: "Files"})
+			task, _ := svc.CreateTask(ctx, w.owner, proj.ID, engine.CreateTaskInput{Title: "t"})
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			ok, refused := 0, 0
+			for range 6 {
+				wg.Go(func() {
+					_, err := svc.UploadAttachment(ctx, w.owner, engine.UploadInput{TaskID: task.ID, Length: length,
+						Body: bytes.NewReader(bytes.Repeat([]byte("q"), size))})
+					mu.Lock()
+					defer mu.Unlock()
+					switch code(err) {
+					case "":
+						ok++
+					case "storage_quota_exceeded":
+						refused++
+					default:
+						t.Errorf("upload: %v", err)
+					}
+				})
+			}
+			wg.Wait()
+			u, _, _ := svc.StorageUsed(ctx, w.owner)
+			if u > quota || u != int64(ok)*size || ok+refused != 6 || refused == 0 {
+				t.Fatalf("ok %d refused %d used %d (quota %d)", ok, refused, u, quota)
+			}
+			// A streamed body reserves chunk by chunk, so concurrent ones can
+			// all be refused together, each holding part of the room when its
+			// next chunk does not fit. A known length is reserved whole with
+			// the first chunk: exactly the three that fit are kept.
+			if length > 0 && ok != 3 {
+				t.Fatalf("%d of six uploads of known length kept, want 3", ok)
+			}
+			if _, uploads := leftovers(t, w); uploads != 0 {
+				t.Fatalf("%d unfinished uploads left", uploads)
 			}
 		})
 	}
-	wg.Wait()
-	// Streamed uploads reserve quota chunk by chunk, so concurrent ones can
-	// all be refused together (each holding part of the room when its next
-	// chunk does not fit): what must hold is that the quota is never
-	// exceeded, some are refused (six do not fit), and the counter equals
-	// exactly what was kept.
-	u, _, _ := svc.StorageUsed(ctx, w.owner)
-	if u > quota || u != int64(ok)*(600<<10) || ok+refused != 6 || refused == 0 {
-		t.Fatalf("ok %d refused %d used %d (quota %d)", ok, refused, u, quota)
+}
+
+// An upload of known length holds all of it against the quota from its
+// first chunk until it ends, and gives it all back when it is abandoned.
+func TestKnownLengthUploadReservesWhole(t *testing.T) {
+	w := newWorld(t)
+	proj, _ := w.svc.CreateProject(ctx, w.owner, engine.CreateProjectInput{Name: "Files"})
+	task, _ := w.svc.CreateTask(ctx, w.owner, proj.ID, engine.CreateTaskInput{Title: "t"})
+	const length = 5 * engine.AttachmentChunkSize
+	body := &stallReader{left: 2 * engine.AttachmentChunkSize, release: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		_, err := w.svc.UploadAttachment(ctx, w.owner, engine.UploadInput{TaskID: task.ID, Length: length, Body: body})
+		done <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if chunks, _ := leftovers(t, w); chunks == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the two chunks never arrived")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	if _, uploads := leftovers(t, w); uploads != 0 {
-		t.Fatalf("%d unfinished uploads left", uploads)
+	if got := used(t, w); got != length {
+		t.Fatalf("reserved %d after two chunks, want the whole %d", got, length)
+	}
+	close(body.release)
+	if err := <-done; code(err) != "upload_interrupted" {
+		t.Fatalf("stalled upload ended with %v", err)
+	}
+	if chunks, uploads := leftovers(t, w); chunks != 0 || uploads != 0 || used(t, w) != 0 {
+		t.Fatalf("left %d chunks, %d upload records, %d bytes", chunks, uploads, used(t, w))
+	}
+	// A body longer than declared stores nothing past the length it reserved.
+	for _, size := range []int{100, 3 * engine.AttachmentChunkSize} {
+		_, err := w.svc.UploadAttachment(ctx, w.owner, engine.UploadInput{TaskID: task.ID, Length: 10,
+			Body: bytes.NewReader(make([]byte, size))})
+		if code(err) != "upload_interrupted" {
+			t.Fatalf("%d bytes declared as 10: %v", size, err)
+		}
+	}
+	if chunks, uploads := leftovers(t, w); chunks != 0 || uploads != 0 || used(t, w) != 0 {
+		t.Fatalf("left %d chunks, %d upload records, %d bytes", chunks, uploads, used(t, w))
 	}
 }
 
