@@ -485,12 +485,12 @@ func (a *applier) op(e entry, i int) {
 			stamp = uint64(e.values[op.StampRef-1])
 		}
 		rec.ID = id
-		wasLive := a.taskLive(id)
+		// A task coming back from the trash brings its comments back. A
+		// new task (version 1) has none, and skips the index lookup.
+		restore := op.Version > 1 && !a.taskLive(id)
 		a.put(taskDoc(rec, stamp, op.Version))
 		a.live[id] = true
-		// A task coming back from the trash brings its comments back.
-		// (A new task, version 1, has none.)
-		if !wasLive && op.Version > 1 {
+		if restore {
 			a.restoreComments(id)
 		}
 	case KindComment:
