@@ -84,6 +84,7 @@ type ClusterStatus struct {
 	LastIndex     uint64            `json:"last_index,omitempty"`
 	SnapshotIndex uint64            `json:"snapshot_index,omitempty"`
 	Ready         bool              `json:"ready"`
+	NotReady      string            `json:"not_ready,omitempty" doc:"Why the node is not ready (what /readyz answers 503 for)"`
 	Members       []ClusterMember   `json:"members,omitempty"`
 	Removed       []uint64          `json:"removed,omitempty" doc:"IDs that may never be used again"`
 	Error         string            `json:"error,omitempty"`

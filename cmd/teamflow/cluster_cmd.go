@@ -45,6 +45,7 @@ func clusterCmd() *cobra.Command {
 			fmt.Fprintln(tw, "SERVER\tNODE\tSTATE\tLEADER\tTERM\tCOMMIT\tAPPLIED\tFIRST\tREADY")
 			var members *httpapi.ClusterStatus
 			var firstErr error
+			var notReady []string
 			for _, srv := range c.servers() {
 				st, err := c.status(cmd.Context(), srv)
 				if err != nil {
@@ -53,6 +54,9 @@ func clusterCmd() *cobra.Command {
 						firstErr = err
 					}
 					continue
+				}
+				if st.NotReady != "" {
+					notReady = append(notReady, fmt.Sprintf("%s is not ready: %s", srv, st.NotReady))
 				}
 				if st.Mode != "cluster" {
 					fmt.Fprintf(tw, "%s\t-\tsingle node\t\t\t\t%d\t\t%v\n", srv, st.Applied, st.Ready)
@@ -64,6 +68,9 @@ func clusterCmd() *cobra.Command {
 				}
 			}
 			tw.Flush()
+			for _, line := range notReady {
+				fmt.Fprintln(cmd.OutOrStdout(), line)
+			}
 			if members != nil {
 				fmt.Fprintf(cmd.OutOrStdout(), "\nMembers (as node %d sees them):\n", members.NodeID)
 				tw = tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)

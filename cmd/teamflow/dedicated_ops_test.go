@@ -115,6 +115,11 @@ func TestDedicatedGroupOps(t *testing.T) {
 	if _, body := get("/metrics"); strings.Contains(body, "teamflow_group_") {
 		t.Errorf("figures of a closed group in /metrics")
 	}
+	// The operator's cluster status says why.
+	if st, err := (state{n3}).ClusterStatus(ctx); err != nil || st.Ready ||
+		st.NotReady != fmt.Sprintf("dedicated group %d is not open on this node", group) {
+		t.Errorf("cluster status of the unready node: %+v %v", st, err)
+	}
 	reopen := func() {
 		t.Helper()
 		ds[3] = startDedicated(t, m3, true)

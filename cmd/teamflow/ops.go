@@ -58,14 +58,20 @@ func (s state) ReadBarrier(ctx context.Context) error {
 
 func (s state) ClusterStatus(context.Context) (*httpapi.ClusterStatus, error) {
 	n := s.n
+	// The operator sees why a node is not ready (a dedicated group not
+	// open, a failed store), which the public /readyz keeps to a code.
+	notReady := ""
+	if err := n.Ready(); err != nil {
+		notReady = err.Error()
+	}
 	if n.raft == nil {
-		return &httpapi.ClusterStatus{Mode: "single", Applied: n.store.AppliedIndex(), Ready: n.Ready() == nil}, nil
+		return &httpapi.ClusterStatus{Mode: "single", Applied: n.store.AppliedIndex(), Ready: notReady == "", NotReady: notReady}, nil
 	}
 	st := n.raft.Status()
 	out := &httpapi.ClusterStatus{
 		Mode: "cluster", NodeID: st.ID, State: st.State, Leader: st.Leader, Term: st.Term,
 		Commit: st.Commit, Applied: st.Applied, FirstIndex: st.FirstIndex, LastIndex: st.LastIndex,
-		SnapshotIndex: st.SnapshotIndex, Ready: n.Ready() == nil, Removed: st.Removed, Error: st.Err,
+		SnapshotIndex: st.SnapshotIndex, Ready: notReady == "", NotReady: notReady, Removed: st.Removed, Error: st.Err,
 	}
 	out.Members = clusterMembers(st.Members)
 	if n.ded != nil {
