@@ -100,3 +100,58 @@ func TestWorkspaceBackup(t *testing.T) {
 		figures.Eq("source_token_accepted", float64(foreignToken), 0),
 	})
 }
+
+// TestEncryptedBackupCLI: the operator's way to an encrypted backup.
+// `teamflow backup keygen` makes the key pair, `teamflow backup
+// --recipient` writes a file that holds no plaintext, and `teamflow
+// restore` refuses it without the private key and restores it with it.
+func TestEncryptedBackupCLI(t *testing.T) {
+	dir := t.TempDir()
+	s := start(t, dir, "--mode", "cloud")
+	acme := signup(t, s, "acme")
+	pid := want(t, acme.do("POST", "/api/v1/projects", map[string]any{"name": "Secret-Launch-Plan"}), 201, "project")["id"].(string)
+	tok, err := os.ReadFile(filepath.Join(dir, operatorTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opTok := strings.TrimSpace(string(tok))
+	keys := t.TempDir()
+	key := filepath.Join(keys, "backup.key")
+	out, err := exec.Command(binary, "backup", "keygen", "--out", key).CombinedOutput()
+	if err != nil {
+		t.Fatalf("keygen: %v\n%s", err, out)
+	}
+	_, pub, ok := strings.Cut(strings.TrimSpace(string(out)), "Public key: ")
+	if !ok || !strings.HasPrefix(pub, "age1") {
+		t.Fatalf("keygen printed no public key:\n%s", out)
+	}
+	if out, err := exec.Command(binary, "backup", "keygen", "--out", key).CombinedOutput(); err == nil {
+		t.Fatalf("keygen replaced an existing key:\n%s", out)
+	}
+	file := filepath.Join(t.TempDir(), "all.tfbackup")
+	if out, err := exec.Command(binary, "backup", "--recipient", pub, "--out", file, "--server", s.URL, "--token", opTok).CombinedOutput(); err != nil ||
+		!strings.Contains(string(out), "encrypted to 1 key") {
+		t.Fatalf("encrypted backup: %v\n%s", err, out)
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte("Secret-Launch-Plan")) || !bytes.HasPrefix(raw, []byte("age-encryption.org/v1")) {
+		t.Fatalf("the encrypted backup is not an age file or holds plaintext")
+	}
+	restored := filepath.Join(t.TempDir(), "restored")
+	if out, err := exec.Command(binary, "restore", "--from", file, "--data", restored).CombinedOutput(); err == nil || !strings.Contains(string(out), "--identity") {
+		t.Fatalf("restore without the key: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(binary, "restore", "--from", file, "--data", restored, "--identity", key).CombinedOutput(); err != nil {
+		t.Fatalf("restore with the key: %v\n%s", err, out)
+	}
+	r := start(t, restored, "--mode", "cloud")
+	cl := newClient(t, r.URL)
+	m := want(t, cl.do("POST", "/api/v1/auth/login", map[string]any{"workspace": "acme", "email": "owner@acme.test", "password": "password-acme"}), 200, "login on the restored node")
+	cl.token = m["access_token"].(string)
+	if name := want(t, cl.do("GET", "/api/v1/projects/"+pid, nil), 200, "restored project")["name"]; name != "Secret-Launch-Plan" {
+		t.Errorf("restored project name %v", name)
+	}
+}

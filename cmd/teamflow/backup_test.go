@@ -103,11 +103,11 @@ func TestBackupDedicatedGroups(t *testing.T) {
 	}
 
 	// The whole backup, restored as the first node of a new cluster.
-	if got, err := verifyBackupFile(whole); err != nil || got != idx {
+	if got, err := verifyBackupFile(whole, nil); err != nil || got != idx {
 		t.Fatalf("verify the whole backup: index %d (want %d), %v", got, idx, err)
 	}
 	data := filepath.Join(dir, "restored")
-	if _, err := restoreBackup(ctx, whole, data, 1, "127.0.0.1:1"); err != nil {
+	if _, err := restoreBackup(ctx, whole, data, 1, "127.0.0.1:1", nil); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
 	st := openRestored(t, data)
@@ -129,11 +129,11 @@ func TestBackupDedicatedGroups(t *testing.T) {
 	}
 
 	// The dedicated workspace alone, restored as a single node.
-	if got, err := verifyBackupFile(one); err != nil || got != idx {
+	if got, err := verifyBackupFile(one, nil); err != nil || got != idx {
 		t.Fatalf("verify the workspace backup: index %d (want %d), %v", got, idx, err)
 	}
 	data = filepath.Join(dir, "restored-one")
-	if _, err := restoreBackup(ctx, one, data, 0, ""); err != nil {
+	if _, err := restoreBackup(ctx, one, data, 0, "", nil); err != nil {
 		t.Fatalf("restore the workspace backup: %v", err)
 	}
 	st = openRestored(t, data)
@@ -155,7 +155,7 @@ func TestBackupDedicatedGroups(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(data, groupsDir, "1"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := restoreBackup(ctx, whole, data, 0, ""); err == nil {
+	if _, err := restoreBackup(ctx, whole, data, 0, "", nil); err == nil {
 		t.Error("restore into a data directory with a group directory succeeded")
 	}
 }
