@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/teamflow/teamflow/cluster/transport"
+	"github.com/teamflow/teamflow/internal/failpoint"
 	"github.com/teamflow/teamflow/storage"
 )
 
@@ -421,6 +422,7 @@ func (n *Node) run() {
 				n.fail(err)
 				return
 			}
+			failpoint.Hit(failpoint.RaftBeforeAdvance)
 			n.rn.Advance()
 			// Advance returns once raft has taken it: a proposal made
 			// after this sees raft's applied index at least this far.
@@ -464,9 +466,11 @@ func (n *Node) ready(rd raft.Ready) error {
 
 	// 1. Persist entries, HardState and snapshot metadata, synced, before
 	// any message of a follower or candidate that depends on them leaves.
+	failpoint.Hit(failpoint.RaftBeforeSave)
 	if err := n.logs.save(rd.HardState, rd.Entries, rd.Snapshot, rd.MustSync); err != nil {
 		return err
 	}
+	failpoint.Hit(failpoint.RaftAfterSave)
 	if rd.HardState != nil {
 		n.term.Store(rd.HardState.GetTerm())
 		n.commit.Store(rd.HardState.GetCommit())
@@ -490,6 +494,7 @@ func (n *Node) ready(rd raft.Ready) error {
 
 	// 3. Apply: the snapshot first, then the committed entries.
 	if hasSnap {
+		failpoint.Hit(failpoint.RaftBeforeInstall)
 		if err := n.installSnapshot(rd.Snapshot); err != nil {
 			return err
 		}
@@ -573,10 +578,12 @@ func (n *Node) apply(ents []*pb.Entry) error {
 		batch[i].Data = n.members.command(e.GetIndex())
 		confs = append(confs, confDone{key: key, err: verr})
 	}
+	failpoint.Hit(failpoint.ApplyBeforeCommit)
 	results, err := n.store.Apply(batch)
 	if err != nil {
 		return fmt.Errorf("cluster: apply: %w", err)
 	}
+	failpoint.Hit(failpoint.ApplyAfterCommit)
 	last := ents[len(ents)-1]
 	n.appliedTerm = last.GetTerm()
 	n.st.applied.Add(uint64(len(ents)))
@@ -622,9 +629,11 @@ func (n *Node) maybeSnapshot() error {
 	if applied > n.cfg.CatchUpEntries {
 		compactTo = applied - n.cfg.CatchUpEntries
 	}
+	failpoint.Hit(failpoint.RaftBeforeCompact)
 	if err := n.logs.snapshotAndCompact(applied, n.appliedTerm, n.confState, compactTo); err != nil {
 		return err
 	}
+	failpoint.Hit(failpoint.RaftAfterCompact)
 	n.snapIndex = applied
 	n.st.compactions.Add(1)
 	return nil
@@ -853,6 +862,7 @@ func (n *Node) receiveSnapshot(ctx context.Context, m *pb.Message, r io.Reader) 
 		return err
 	}
 	n.st.snapReceived.Add(1)
+	failpoint.Hit(failpoint.SnapshotReceived)
 	return n.rn.Step(ctx, m)
 }
 

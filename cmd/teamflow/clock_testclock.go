@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/teamflow/teamflow/engine"
+	"github.com/teamflow/teamflow/internal/failpoint"
 )
 
 // A test build (-tags testclock, never a release) runs on a clock the tests
@@ -50,6 +51,23 @@ func newClock() (engine.Clock, func(http.Handler, *engine.Scheduler) http.Handle
 			ran := sched.RunDue(r.Context())
 			w.Header().Set("Content-Type", "application/json")
 			_ = json.NewEncoder(w).Encode(map[string]any{"now": c.Now(), "ran": ran})
+		})
+		// Arms a crash point (internal/failpoint; a no-op answering 400 unless
+		// the binary was built with -tags failpoints too).
+		mux.HandleFunc("POST /_test/failpoint", func(w http.ResponseWriter, r *http.Request) {
+			var in struct {
+				Name string `json:"name"`
+				Skip int    `json:"skip"`
+			}
+			if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			if err := failpoint.Arm(in.Name, in.Skip); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
 		})
 		return mux
 	}

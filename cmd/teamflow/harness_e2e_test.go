@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "teamflow")
-	build := exec.Command("go", "build", "-tags", "testclock,noui", "-o", binary, ".")
+	build := exec.Command("go", "build", "-tags", "testclock,noui,failpoints", "-o", binary, ".")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build:", err)
