@@ -35,7 +35,8 @@ type cnode struct {
 	id       uint64
 	dir      string
 	raftAddr string
-	netns    string // network namespace the process runs in (R2); "" for the root one
+	netns    string   // network namespace the process runs in (R2); "" for the root one
+	env      []string // added to the process's environment at its next launch
 
 	mu  sync.Mutex
 	srv *server // nil while down
@@ -128,6 +129,9 @@ func (c *tcluster) launch(n *cnode, args ...string) error {
 	if n.netns != "" { // `ip netns exec` execs the binary: the PID is the node's
 		s.cmd = exec.Command("ip", append([]string{"netns", "exec", n.netns, binary}, all...)...)
 	}
+	if len(n.env) > 0 {
+		s.cmd.Env = append(os.Environ(), n.env...)
+	}
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -173,6 +177,21 @@ func (c *tcluster) launch(n *cnode, args ...string) error {
 	n.srv, n.url = s, s.URL
 	n.mu.Unlock()
 	return nil
+}
+
+// restart starts node n again (it is down) and waits until it is ready
+// and has applied the leader's commit index as of then.
+func (c *tcluster) restart(n *cnode) {
+	c.t.Helper()
+	if err := c.launch(n, "--peers", c.peers); err != nil {
+		c.t.Fatal(err)
+	}
+	c.waitReady(n, 90*time.Second)
+	_, lst := c.leader(60 * time.Second)
+	eventually(c.t, 90*time.Second, func() bool {
+		st, err := c.status(n)
+		return err == nil && st.Applied >= lst.Commit
+	}, fmt.Sprintf("node %d caught up", n.id))
 }
 
 func tail(path string) string {

@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -204,16 +203,7 @@ func TestR1KillLeader(t *testing.T) {
 				time.Sleep(200 * time.Millisecond)
 			}
 		}
-		if err := c.launch(victim, "--peers", c.peers); err != nil {
-			t.Fatal(err)
-		}
-		c.waitReady(victim, 90*time.Second)
-		// Caught up: applied the leader's commit index as of now.
-		_, lst = c.leader(60 * time.Second)
-		eventually(t, 90*time.Second, func() bool {
-			st, err := c.status(victim)
-			return err == nil && st.Applied >= lst.Commit
-		}, fmt.Sprintf("node %d caught up", victim.id))
+		c.restart(victim)
 		if f.kind == "follower-snapshot" {
 			if st, err := c.status(victim); err == nil {
 				snapshotsInstalled += st.Stats["snapshots_installed"]

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,7 +27,8 @@ import (
 //
 // Every point runs in a 3-node cluster, the victim the leader half the
 // time (a follower for the snapshot points, which only a follower
-// reaches), and every point a single node reaches in a 1-node cluster:
+// reaches: killed, then restarted armed once the leader compacted its log
+// past it), and every point a single node reaches in a 1-node cluster:
 // about 3 s each, so CI runs them all rather than RELIABILITY's two at
 // random. R3_POINTS=a,b runs the points named.
 func TestR3CrashPoints(t *testing.T) {
@@ -70,48 +70,50 @@ func r3Run(t *testing.T, point string, size int, rng *rand.Rand, seed int64) {
 		skip = 5 + rng.IntN(50) // points passed several times a second: crash at a random one
 	}
 	t.Logf("arming %s on node %d (%s), after %d passes", point, victim.id, role, skip)
-	if status, _, b, _, err := call(ctx, c.client, "POST", victim.URL()+"/_test/failpoint", "", map[string]any{"name": point, "skip": skip}); err != nil || status != 204 {
+	logFile := filepath.Join(victim.dir, "stderr.log")
+	crashedThere := func() bool { return strings.Contains(tail(logFile), "failpoint "+point+": exiting") }
+	crashed := 0
+	if lagging {
+		// Killed, and restarted armed once the leader has compacted its log
+		// past it: only a snapshot catches it up. The leader's last index
+		// once the follower is down bounds what the follower holds.
+		c.kill(victim)
+		_, lst := c.leader(30 * time.Second)
+		eventually(t, 90*time.Second, func() bool {
+			_, st := c.leader(30 * time.Second)
+			return st != nil && st.FirstIndex > lst.LastIndex+1
+		}, "the leader compacted its log past the stopped follower")
+		victim.env = []string{"TEAMFLOW_FAILPOINT=" + point}
+		err := c.launch(victim, "--peers", c.peers)
+		victim.env = nil
+		if err != nil && crashedThere() {
+			crashed = 1 // it died at the point before it served
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	} else if status, _, b, _, err := call(ctx, c.client, "POST", victim.URL()+"/_test/failpoint", "", map[string]any{"name": point, "skip": skip}); err != nil || status != 204 {
 		t.Fatalf("arm %s on node %d: %d %s %v", point, victim.id, status, b, err)
 	}
 	victim.mu.Lock()
 	srv := victim.srv
 	victim.mu.Unlock()
-	if lagging {
-		// Stopped until the leader has compacted its log past it: only a
-		// snapshot catches it up once it runs again.
-		vst, err := c.status(victim)
-		if err != nil {
-			t.Fatal(err)
+	if crashed == 0 {
+		select {
+		case err := <-srv.exited:
+			srv.exited <- err
+			if crashedThere() {
+				crashed = 1
+			} else {
+				t.Errorf("node %d exited, not at %s: %v\n%s", victim.id, point, err, tail(logFile))
+			}
+		case <-time.After(90 * time.Second):
+			vs, _ := c.status(victim)
+			_, ls := c.leader(10 * time.Second)
+			t.Errorf("node %d never reached %s; it reports %+v; the leader %+v\n%s", victim.id, point, vs, ls, tail(logFile))
 		}
-		srv.cmd.Process.Signal(syscall.SIGSTOP)
-		eventually(t, 90*time.Second, func() bool {
-			_, st := c.leader(30 * time.Second)
-			return st != nil && st.FirstIndex > vst.LastIndex+1
-		}, "the leader compacted its log past the stopped follower")
-		srv.cmd.Process.Signal(syscall.SIGCONT)
-	}
-	crashed := 0
-	select {
-	case err := <-srv.exited:
-		srv.exited <- err
-		if strings.Contains(tail(filepath.Join(victim.dir, "stderr.log")), "failpoint "+point+": exiting") {
-			crashed = 1
-		} else {
-			t.Errorf("node %d exited, not at %s: %v\n%s", victim.id, point, err, tail(filepath.Join(victim.dir, "stderr.log")))
-		}
-	case <-time.After(90 * time.Second):
-		t.Errorf("node %d never reached %s", victim.id, point)
 	}
 	c.kill(victim)
-	if err := c.launch(victim, "--peers", c.peers); err != nil {
-		t.Fatal(err)
-	}
-	c.waitReady(victim, 90*time.Second)
-	_, lst = c.leader(60 * time.Second)
-	eventually(t, 90*time.Second, func() bool {
-		st, err := c.status(victim)
-		return err == nil && st.Applied >= lst.Commit
-	}, fmt.Sprintf("node %d caught up", victim.id))
+	c.restart(victim)
 	waitAcked(w.ackedOps.Load()+50, "acknowledged writes after the restart")
 	stopTraffic()
 	w.wait()

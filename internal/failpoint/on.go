@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -14,6 +16,22 @@ var (
 	armed string
 	skip  int
 )
+
+// A process started with TEAMFLOW_FAILPOINT=<name>[:<skip>] is armed from
+// its first step: for the points a node reaches while it starts (a
+// follower that restarts behind and is sent a snapshot).
+func init() {
+	v := os.Getenv("TEAMFLOW_FAILPOINT")
+	if v == "" {
+		return
+	}
+	name, n, _ := strings.Cut(v, ":")
+	skip, _ := strconv.Atoi(n)
+	if err := Arm(name, skip); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+}
 
 // Arm makes the process exit at the (skip+1)th hit of point name.
 func Arm(name string, skipHits int) error {
