@@ -373,16 +373,6 @@ func (s *Service) UploadAttachment(ctx context.Context, p Principal, in UploadIn
 	if int64(n) > max {
 		return nil, errFileTooLarge(max)
 	}
-	// A known length was reserved whole (reservation): no byte past it may be stored.
-	overDeclared := func(total int64) error {
-		if in.Length > 0 && total > in.Length {
-			return errInterrupted(fmt.Errorf("more than the %d bytes declared arrived", in.Length))
-		}
-		return nil
-	}
-	if err := overDeclared(int64(n)); err != nil {
-		return nil, err
-	}
 	first = first[:n]
 	ct, err := servedType(in.Kind, in.DeclaredType, http.DetectContentType(first))
 	if err != nil {
@@ -475,10 +465,6 @@ func (s *Service) UploadAttachment(ctx context.Context, p Principal, in UploadIn
 			setErr(errFileTooLarge(max))
 			break
 		}
-		if err := overDeclared(total + int64(n)); err != nil {
-			setErr(err)
-			break
-		}
 		hash.Write(buf[:n])
 		total += int64(n)
 		i, data := chunks, buf[:n]
@@ -560,21 +546,23 @@ func (s *Service) UploadAttachment(ctx context.Context, p Principal, in UploadIn
 	return out, nil
 }
 
-// reservation is what storing chunk n (of size bytes) reserves against the
-// quota. A body of known length reserves all of it with its first chunk:
-// concurrent uploads near the quota then either fit whole or are refused
-// before they store anything, where reserving chunk by chunk could refuse
-// them all, each holding part of the room when its next chunk does not fit.
-// A streamed body (length < 0) can only reserve what has come, and so
-// does one declared empty, which fails at the end if anything came.
+// reservation is what storing chunk n (of size bytes) adds to an upload's
+// hold on the quota. Once total bytes have come, an upload holds them all,
+// and at least its declared length: a body of known length reserves all
+// of it with its first chunk, so concurrent uploads near the quota either
+// fit whole or are refused before they store anything, where reserving
+// chunk by chunk could refuse them all, each holding part of the room when
+// its next chunk does not fit. A streamed body (length < 0) holds what has
+// come; so does a body longer than declared, which fails at the end.
 func reservation(n, size int, length int64) int64 {
-	switch {
-	case length <= 0:
-		return int64(size)
-	case n == 0:
-		return length
+	held := func(total int64) int64 {
+		if total == 0 {
+			return 0
+		}
+		return max(total, length)
 	}
-	return 0
+	before := int64(n) * AttachmentChunkSize // every chunk but the last is whole
+	return held(before+int64(size)) - held(before)
 }
 
 // readChunk fills buf from r. Unlike io.ReadFull, only a clean io.EOF ends

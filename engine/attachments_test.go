@@ -123,16 +123,7 @@ func TestAbandonedUploadIsCleaned(t *testing.T) {
 		_, err := w.svc.UploadAttachment(ctx, w.owner, engine.UploadInput{TaskID: task.ID, Length: -1, Body: body})
 		done <- err
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if chunks, uploads := leftovers(t, w); chunks == 2 && uploads == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the two chunks never arrived")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, func() bool { chunks, uploads := leftovers(t, w); return chunks == 2 && uploads == 3 })
 	if got := used(t, w); got != 2*engine.AttachmentChunkSize {
 		t.Fatalf("reserved %d", got)
 	}
@@ -226,16 +217,7 @@ func TestKnownLengthUploadReservesWhole(t *testing.T) {
 		_, err := w.svc.UploadAttachment(ctx, w.owner, engine.UploadInput{TaskID: task.ID, Length: length, Body: body})
 		done <- err
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if chunks, _ := leftovers(t, w); chunks == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the two chunks never arrived")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, func() bool { chunks, _ := leftovers(t, w); return chunks == 2 })
 	if got := used(t, w); got != length {
 		t.Fatalf("reserved %d after two chunks, want the whole %d", got, length)
 	}
@@ -246,7 +228,7 @@ func TestKnownLengthUploadReservesWhole(t *testing.T) {
 	if chunks, uploads := leftovers(t, w); chunks != 0 || uploads != 0 || used(t, w) != 0 {
 		t.Fatalf("left %d chunks, %d upload records, %d bytes", chunks, uploads, used(t, w))
 	}
-	// A body longer than declared stores nothing past the length it reserved.
+	// A body longer than declared fails and leaves nothing behind.
 	for _, size := range []int{100, 3 * engine.AttachmentChunkSize} {
 		_, err := w.svc.UploadAttachment(ctx, w.owner, engine.UploadInput{TaskID: task.ID, Length: 10,
 			Body: bytes.NewReader(make([]byte, size))})

@@ -107,19 +107,13 @@ func downloadBackup(ctx context.Context, c *operatorClient, server, workspace, o
 // older backup at outPath untouched.
 func saveBackup(stream io.Reader, outPath string, recipients []age.Recipient) (uint64, int64, error) {
 	tmp := outPath + ".partial"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	var idx uint64
+	var size int64
+	err := writeSynced(tmp, os.O_TRUNC, func(f io.Writer) (err error) {
+		idx, size, err = writeVerified(f, stream, recipients)
+		return err
+	})
 	if err != nil {
-		return 0, 0, err
-	}
-	idx, size, err := writeVerified(f, stream, recipients)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
 		return 0, 0, err
 	}
 	if err := os.Rename(tmp, outPath); err != nil {
@@ -130,6 +124,26 @@ func saveBackup(stream io.Reader, outPath string, recipients []age.Recipient) (u
 		d.Close()
 	}
 	return idx, size, nil
+}
+
+// writeSynced creates path (mode 0600; flag adds O_TRUNC or O_EXCL),
+// fills it with write and syncs it; on any failure the file is removed.
+func writeSynced(path string, flag int, write func(io.Writer) error) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|flag, 0o600)
+	if err != nil {
+		return err
+	}
+	err = write(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
 }
 
 // writeVerified copies stream to dst (through age when there are

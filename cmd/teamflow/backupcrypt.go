@@ -119,19 +119,11 @@ func keygenCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			err = writeSynced(out, os.O_EXCL, func(f io.Writer) error {
+				_, err := fmt.Fprintf(f, "# teamflow backup key\n# public key: %s\n%s\n", id.Recipient(), id)
+				return err
+			})
 			if err != nil {
-				return fmt.Errorf("keygen: %w", err)
-			}
-			_, err = fmt.Fprintf(f, "# teamflow backup key\n# public key: %s\n%s\n", id.Recipient(), id)
-			if err == nil {
-				err = f.Sync()
-			}
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				os.Remove(out)
 				return fmt.Errorf("keygen: %w", err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Private key written to %s.\nPublic key: %s\n", out, id.Recipient())

@@ -317,8 +317,6 @@ func (n *node) bootstrapCluster(ctx context.Context, out io.Writer, base string,
 	}
 }
 
-// servePprof serves runtime profiles on their own listener, never on the
-// public one.
 // startProcs is the runtime's own GOMAXPROCS, read before tuneRuntime
 // changes it (serve may run more than once in a test process): it follows
 // the CPUs, and a cgroup limit, the process may use.
@@ -339,6 +337,8 @@ func tuneRuntime(cfg Config) {
 	}
 }
 
+// servePprof serves runtime profiles on their own listener, never on the
+// public one.
 func servePprof(addr string, logger *slog.Logger) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
