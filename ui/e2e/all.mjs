@@ -14,6 +14,7 @@ const only = process.argv.slice(2);
 const suites = ["run.mjs", "security.mjs", "collab.mjs", "files.mjs"].filter((f) => only.length === 0 || only.some((o) => f.startsWith(o)));
 const t0 = Date.now();
 const total = { passed: 0, failed: 0, skipped: 0 };
+const failures = [];
 let code = 0;
 for (const file of suites) {
   console.log(`\n== e2e/${file}`);
@@ -33,7 +34,17 @@ for (const file of suites) {
     total.skipped += +(m[3] ?? 0);
   } else total.failed++;
   if (out.code !== 0) code = 1;
+  // A failed step prints "  ✗ name" and its indented stack; keep them for the
+  // recap, since CI logs are often read from the tail.
+  const lines = out.text.split("\n");
+  lines.forEach((l, i) => {
+    if (!l.startsWith("  ✗ ")) return;
+    let j = i + 1;
+    while (j < lines.length && lines[j].startsWith("      ")) j++;
+    failures.push(`e2e/${file}:\n${lines.slice(i, Math.min(j, i + 12)).join("\n")}`);
+  });
 }
+if (failures.length) console.log(`\nfailed steps:\n${failures.join("\n")}`);
 console.log(`\ne2e: ${suites.length} suite(s) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 console.log(`${total.passed} passed, ${total.failed} failed${total.skipped ? `, ${total.skipped} skipped` : ""}`);
 process.exit(code || total.failed ? 1 : 0);

@@ -80,20 +80,23 @@ describe("live client", () => {
     live.use("workspace");
     const ws = FakeWS.all[0];
     ws.open();
-    ws.recv({ type: "subscribed", topics: ["user:me", "workspace"], seq: 3 });
+    // The server names the user's own topic by ID.
+    ws.recv({ type: "subscribed", topics: ["user:u1", "workspace"], seq: 3 });
     await vi.advanceTimersByTimeAsync(60);
     let keys = spy.mock.calls.map((c) => JSON.stringify(c[0]?.queryKey));
-    expect(keys).toEqual([JSON.stringify(["activity", "workspace"])]);
+    // The inbox count and My tasks too: an assignment may have landed before the subscription.
+    expect(keys.sort()).toEqual([["activity", "workspace"], ["my-tasks"], ["notifications"]].map((k) => JSON.stringify(k)).sort());
 
     // Another screen's topic is added: only its screens are fetched again.
     spy.mockClear();
     live.use("project:p2");
-    ws.recv({ type: "subscribed", topics: ["user:me", "workspace", "project:p2"], seq: 3 });
+    ws.recv({ type: "subscribed", topics: ["user:u1", "workspace", "project:p2"], seq: 3 });
     await vi.advanceTimersByTimeAsync(60);
     keys = spy.mock.calls.map((c) => JSON.stringify(c[0]?.queryKey));
     expect(keys).toContain(JSON.stringify(["board", "p2"]));
     expect(keys).toContain(JSON.stringify(["activity", "project", "p2"]));
     expect(keys).not.toContain(JSON.stringify(["task"]));
+    expect(keys).not.toContain(JSON.stringify(["notifications"]));
   });
 
   it("does not reconnect once the session ended (4401)", async () => {

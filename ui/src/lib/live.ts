@@ -199,6 +199,12 @@ class LiveClient {
       if (kind === "project" && id) this.invalidateFor({ kind: "", project_id: id });
       else if (kind === "task" && id) this.invalidateFor({ kind: "", task_id: id });
       else if (kind === "workspace") this.invalidate(["activity", "workspace"]);
+      // The inbox: an assignment or comment may have landed between the
+      // page's first fetch of the unread count and this subscription.
+      else if (kind === "user") {
+        this.invalidate(["notifications"]);
+        this.invalidate(["my-tasks"]);
+      }
     }
   }
 

@@ -1,4 +1,4 @@
-import{t as e}from"./useInfiniteQuery-BuEbgTwh.js";import{E as t,j as n}from"./index-C20DCOCi.js";import{$ as r,J as i,K as a,S as o,a as s,dt as c,ht as l,l as u,mt as d,n as f,o as p,q as m,r as h,zt as g}from"./ui-Cu2NFajn.js";import{a as _,n as v,t as y}from"./jsx-runtime-Wy9s6hX0.js";import{a as b,l as x,n as S,r as C,t as w,u as T}from"./client-VmeiDHiw.js";import{t as E}from"./html-HcIoywxY.js";var D=_(v(),1);function O(e){let t=[],n=e.replace(/\r\n?/g,`
+import{t as e}from"./useInfiniteQuery-BuEbgTwh.js";import{E as t,j as n}from"./index-B7MQdwzu.js";import{$ as r,J as i,K as a,S as o,a as s,dt as c,ht as l,l as u,mt as d,n as f,o as p,q as m,r as h,zt as g}from"./ui-Cu2NFajn.js";import{a as _,n as v,t as y}from"./jsx-runtime-Wy9s6hX0.js";import{a as b,l as x,n as S,r as C,t as w,u as T}from"./client-VmeiDHiw.js";import{t as E}from"./html-HcIoywxY.js";var D=_(v(),1);function O(e){let t=[],n=e.replace(/\r\n?/g,`
 `).split(`
 
 `),r=n.pop()??``;for(let e of n){let n=`message`,r=[];for(let t of e.split(`

@@ -1,1 +1,0 @@
-import{K as e}from"./ui-Cu2NFajn.js";import{t}from"./ActivityFeed-DK3kc5eV.js";import{useProjectContext as n}from"./ProjectFrame-CUCQgjU5.js";import{t as r}from"./jsx-runtime-Wy9s6hX0.js";var i=r();function a(){let r=n();return(0,i.jsx)(t,{path:`/projects/${r.id}/activity`,queryKey:e.projectActivity(r.id)})}export{a as default};
