@@ -60,15 +60,24 @@ type tcluster struct {
 	client *http.Client
 }
 
+// freePort returns a loopback address for a node's raft listener, which
+// must stay the node's across restarts. It is taken below Linux's ephemeral
+// range (32768 and up): a port from that range, free while its node is
+// down, can become the local end of any outgoing connection (a client's,
+// a peer's dial) and make the restarted node's bind fail.
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+rand.IntN(12000)))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return addr
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	t.Fatal("no free port below the ephemeral range")
+	return ""
 }
 
 // newCluster starts size nodes (IDs 1..size) and waits until every one is
