@@ -77,11 +77,12 @@ func (s *Service) activity(ch *change, in activityInput) {
 		Before: rawJSON(in.Before), After: rawJSON(in.After),
 		Actor: ch.cmd.Actor, At: ch.cmd.At,
 	}
-	ch.put(kActivity(rec.ID), rec, 1)
+	val := mustJSON(rec)
+	ch.op(storage.Op{Type: storage.OpPut, Key: kActivity(rec.ID), Value: val, Version: 1})
 	if rec.ProjectID != "" {
 		// Activity never changes, so the project's index carries a copy of
 		// the entry: feeds and status-update facts read it in one scan.
-		ch.put(kProjActivity(rec.ProjectID).Add(rec.ID), rec, 1)
+		ch.op(storage.Op{Type: storage.OpPut, Key: kProjActivity(rec.ProjectID).Add(rec.ID), Value: val, Version: 1})
 	}
 	if rec.TaskID != "" {
 		ch.index(kTaskActivity(rec.TaskID).Add(rec.ID))
