@@ -167,10 +167,19 @@ func (s *Server) applyLimit(ctx huma.Context, d decision) bool {
 		return true
 	}
 	ctx.SetHeader("Retry-After", strconv.Itoa(ceilSeconds(d.retryAfter)))
-	p := newProblem(http.StatusTooManyRequests, "rate_limited", fmt.Sprintf("more than %d requests in %s; retry in %d s", d.limit, d.window, ceilSeconds(d.retryAfter)))
-	p.Details = map[string]any{"limit": d.limit, "window_seconds": int(d.window.Seconds())}
-	s.writeProblem(ctx, p)
+	s.writeProblem(ctx, d.problem())
 	return false
+}
+
+// problem is the 429 answer to a refused decision.
+func (d decision) problem() *Problem {
+	msg := fmt.Sprintf("more than %d requests in %s; retry in %d s", d.limit, d.window, ceilSeconds(d.retryAfter))
+	if d.share {
+		msg = fmt.Sprintf("this server's share of the %d requests a %s allows is used until the cluster's members next exchange counts; retry in %d s", d.limit, d.window, ceilSeconds(d.retryAfter))
+	}
+	p := newProblem(http.StatusTooManyRequests, "rate_limited", msg)
+	p.Details = map[string]any{"limit": d.limit, "window_seconds": int(d.window.Seconds())}
+	return p
 }
 
 func ceilSeconds(d time.Duration) int {

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"cmp"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -9,9 +11,8 @@ import (
 // Rate limits count requests in any rolling window (an hour for the API):
 // a sliding log of the accepted requests' times per key, so no window of
 // that length ever holds more than the limit — unlike a fixed clock hour,
-// which admits twice the limit across a boundary. The limits are per node;
-// in a cluster a client spread over n nodes can get up to n times them
-// (docs/RELIABILITY.md, L5).
+// which admits twice the limit across a boundary. In a cluster each node
+// also counts what the other members report accepting (ratelimit_peers.go).
 
 type slidingLog struct {
 	times []int64 // accepted request times (unix ns), oldest first, at most limit
@@ -21,12 +22,13 @@ type slidingLog struct {
 // is a few comparisons, and checking a user and their workspace together
 // must be atomic.
 type limiter struct {
-	mu   sync.Mutex
-	logs map[string]*slidingLog
-	ops  int
+	mu    sync.Mutex
+	logs  map[string]*slidingLog
+	ops   int
+	peers peerState
 }
 
-func newLimiter() *limiter { return &limiter{logs: map[string]*slidingLog{}} }
+func newLimiter() *limiter { return &limiter{logs: map[string]*slidingLog{}, peers: newPeerState()} }
 
 // quota is one limit to check: key, allowance and window.
 type quota struct {
@@ -43,6 +45,7 @@ type decision struct {
 	reset      time.Duration // until the oldest counted request leaves the window
 	retryAfter time.Duration // when refused
 	window     time.Duration
+	share      bool // refused for this node's share in a cluster, not the count
 }
 
 // allow admits a request at now if every quota has room, and records it in
@@ -51,6 +54,7 @@ func (l *limiter) allow(now time.Time, qs ...quota) decision {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	ns := now.UnixNano()
+	members := l.peers.members()
 	best := decision{allowed: true, remaining: -1}
 	logs := make([]*slidingLog, len(qs))
 	for i, q := range qs {
@@ -60,25 +64,15 @@ func (l *limiter) allow(now time.Time, qs ...quota) decision {
 			l.logs[q.key] = lg
 		}
 		logs[i] = lg
-		cutoff := ns - q.window.Nanoseconds()
-		// Drop what left the window.
-		drop := sort.Search(len(lg.times), func(j int) bool { return lg.times[j] > cutoff })
-		lg.times = lg.times[drop:]
-		used := len(lg.times)
-		d := decision{allowed: used < q.limit, limit: q.limit, remaining: q.limit - used, window: q.window}
-		if used > 0 {
-			d.reset = time.Duration(lg.times[0] - cutoff)
-		}
-		if !d.allowed {
-			d.retryAfter = time.Duration(lg.times[used-q.limit] - cutoff)
-		}
+		d := l.check(lg, q, ns, members)
 		if !d.allowed && best.allowed || (d.allowed == best.allowed && (best.remaining < 0 || d.remaining < best.remaining)) {
 			best = d
 		}
 	}
 	if best.allowed {
-		for _, lg := range logs {
+		for i, lg := range logs {
 			lg.times = append(lg.times, ns)
+			l.peers.accepted(qs[i].key, ns)
 		}
 		best.remaining--
 	}
@@ -89,6 +83,63 @@ func (l *limiter) allow(now time.Time, qs ...quota) decision {
 	return best
 }
 
+// check decides one quota: this node's log, the other members' reported
+// counts, and (with members > 1) this node's share of what is left.
+func (l *limiter) check(lg *slidingLog, q quota, ns int64, members int) decision {
+	cutoff := ns - q.window.Nanoseconds()
+	// Drop what left the window.
+	drop := sort.Search(len(lg.times), func(j int) bool { return lg.times[j] > cutoff })
+	lg.times = lg.times[drop:]
+	own := len(lg.times)
+	others := l.peers.counted(q.key, cutoff)
+	used := own + others
+	d := decision{allowed: used < q.limit, limit: q.limit, remaining: q.limit - used, window: q.window}
+	if used > 0 {
+		first := l.peers.firstLeaving(q.key, cutoff)
+		if own > 0 && (first == 0 || lg.times[0] < first) {
+			first = lg.times[0]
+		}
+		d.reset = time.Duration(first - cutoff)
+	}
+	if !d.allowed {
+		// Room comes back once used-limit+1 of the counted requests left.
+		d.retryAfter = time.Duration(l.leaving(lg, q.key, cutoff, used-q.limit+1) - cutoff)
+		return d
+	}
+	if members > 1 {
+		// Accepted here since the last report: the others do not know yet.
+		unreported := own - sort.Search(own, func(j int) bool { return lg.times[j] > l.peers.reported })
+		left := q.limit - (used - unreported)
+		if unreported > 0 && unreported*members >= left {
+			// This node's share is spent until it reports (within a
+			// gossip interval).
+			d.allowed, d.retryAfter, d.share = false, time.Second, true
+		}
+	}
+	return d
+}
+
+// leaving is when (ns) the k-th oldest request counted for key leaves a
+// window that starts at cutoff, counting this node's log and the others'
+// reports.
+func (l *limiter) leaving(lg *slidingLog, key string, cutoff int64, k int) int64 {
+	others := l.peers.leaving(key, cutoff)
+	if len(others) == 0 {
+		return lg.times[k-1]
+	}
+	all := slices.Clone(others)
+	for _, at := range lg.times {
+		all = append(all, bucket{sec: at, n: 1})
+	}
+	slices.SortStableFunc(all, func(a, b bucket) int { return cmp.Compare(a.sec, b.sec) })
+	for _, b := range all {
+		if k -= int(b.n); k <= 0 {
+			return b.sec
+		}
+	}
+	return all[len(all)-1].sec
+}
+
 // sweep forgets keys whose logs are empty or wholly outside an hour, so
 // idle users cost nothing.
 func (l *limiter) sweep(ns int64) {
@@ -97,4 +148,5 @@ func (l *limiter) sweep(ns int64) {
 			delete(l.logs, k)
 		}
 	}
+	l.peers.sweep(ns)
 }

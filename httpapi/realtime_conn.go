@@ -168,7 +168,7 @@ func (s *Server) realtimePrincipal(c *gin.Context) (engine.Principal, bool) {
 		}
 		if d := s.limits.allow(s.now(), qs...); !d.allowed {
 			c.Header("Retry-After", strconv.Itoa(ceilSeconds(d.retryAfter)))
-			writeProblem(c, newProblem(http.StatusTooManyRequests, "rate_limited", fmt.Sprintf("more than %d requests in %s; retry in %d s", d.limit, d.window, ceilSeconds(d.retryAfter))))
+			writeProblem(c, d.problem())
 			return p, false
 		}
 	}

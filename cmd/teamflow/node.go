@@ -32,9 +32,9 @@ type node struct {
 	raft  *cluster.Node     // cluster member
 	// ded runs the dedicated groups of a cluster member (dedicated.go).
 	ded *dedicated
-	// presence shares live-update presence with the other members.
-	presence *presenceRelay
-	eng      *engine.Service
+	// gossip shares presence and rate-limit counts with the other members.
+	gossip *gossipRelays
+	eng    *engine.Service
 	// ix is the search index (serve only: withSearch); nil otherwise.
 	ix         *index.Index
 	wantSearch bool
@@ -128,7 +128,7 @@ func openNode(cfg Config, logger *slog.Logger, clock engine.Clock, opts ...nodeO
 			return nil, fmt.Errorf("%s holds a single node's store (no raft log): to turn it into a cluster, take a backup "+
 				"(teamflow backup) and restore it with --node-id into a new data directory (docs/CLUSTER.md)", cfg.Data)
 		}
-		n.presence = newPresenceRelay(logger.With("component", "presence"))
+		n.gossip = newGossipRelays(logger)
 		// The index observes the store before raft replays anything.
 		if err := n.openIndex(st, logger); err != nil {
 			st.Close()
@@ -137,7 +137,7 @@ func openNode(cfg Config, logger *slog.Logger, clock engine.Clock, opts ...nodeO
 		// The dedicated groups follow the route records from the first
 		// replayed entry on; they start once the host runs.
 		n.ded = newDedicated(cfg, logger, nil, st, n.wantSearch)
-		if n.raft, err = startRaft(cfg, st, logger, n.presence.receive, n.snapshotInstalled); err != nil {
+		if n.raft, err = startRaft(cfg, st, logger, n.gossip.receive, n.snapshotInstalled); err != nil {
 			if n.ix != nil {
 				n.ix.Close()
 			}

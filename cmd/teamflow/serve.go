@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -102,17 +103,18 @@ func serve(ctx context.Context, cfg Config, out, errOut io.Writer) error {
 		n.ded.observe(engine.ObserveEvents(api))
 	}
 	if n.raft != nil {
-		// Presence (who is viewing a project or task) is in memory on the
-		// node a client is connected to: share it with the other members.
-		presenceCtx, stopPresence := context.WithCancel(ctx)
-		presenceDone := make(chan struct{})
-		go func() {
-			defer close(presenceDone)
-			n.presence.run(presenceCtx, api, n.raft.Gossip)
-		}()
+		// Presence (who is viewing a project or task) and the requests
+		// admitted under the rate limits are in memory on the node a client
+		// is connected to: share them with the other members.
+		gossipCtx, stopGossip := context.WithCancel(ctx)
+		var gossipDone sync.WaitGroup
+		gossipDone.Go(func() { n.gossip.presence.run(gossipCtx, api, sender(n.raft.Gossip, gossipPresence)) })
+		if rateLimits {
+			gossipDone.Go(func() { n.gossip.limits.run(gossipCtx, api, sender(n.raft.Gossip, gossipLimits)) })
+		}
 		defer func() {
-			stopPresence()
-			<-presenceDone
+			stopGossip()
+			gossipDone.Wait()
 		}()
 	}
 

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/teamflow/teamflow/httpapi"
+)
+
+// What the members of a cluster share outside the log, over the
+// transport's gossip (best effort, newest state wins): who is viewing what
+// (presence.go) and how many requests each has admitted under the rate
+// limits (limitRelay). One envelope says which.
+type gossipMsg struct {
+	Kind string          `json:"kind"`
+	Body json.RawMessage `json:"body"`
+}
+
+const (
+	gossipPresence = "presence"
+	gossipLimits   = "limits"
+)
+
+// gossipRelays dispatches what the transport receives.
+type gossipRelays struct {
+	presence *presenceRelay
+	limits   *limitRelay
+	log      *slog.Logger
+}
+
+func newGossipRelays(log *slog.Logger) *gossipRelays {
+	return &gossipRelays{
+		presence: newPresenceRelay(log.With("component", "presence")),
+		limits:   &limitRelay{log: log.With("component", "ratelimit")},
+		log:      log,
+	}
+}
+
+// receive is the cluster transport's gossip receiver.
+func (g *gossipRelays) receive(from uint64, body []byte) {
+	var m gossipMsg
+	if err := json.Unmarshal(body, &m); err != nil {
+		g.log.Warn("gossip from a peer does not decode", "peer", from, "err", err)
+		return
+	}
+	switch m.Kind {
+	case gossipPresence:
+		g.presence.receive(from, m.Body)
+	case gossipLimits:
+		g.limits.receive(from, m.Body)
+	default:
+		g.log.Warn("gossip of an unknown kind", "peer", from, "kind", m.Kind)
+	}
+}
+
+// sender wraps the transport's Gossip for one kind.
+func sender(gossip func([]byte), kind string) func([]byte) {
+	return func(body []byte) {
+		b, err := json.Marshal(gossipMsg{Kind: kind, Body: body})
+		if err != nil {
+			return
+		}
+		gossip(b)
+	}
+}
+
+// limitsInterval is how often a member reports the requests it admitted
+// since its last report (when there are any): what it admitted in the last
+// interval is all a sudden death can take from the others' counts. Every
+// limitsFullEvery-th report, and the first, is full: every count it knows,
+// which repairs lost reports and gives a restarted member its previous
+// counts back before it serves.
+const (
+	limitsInterval  = 20 * time.Millisecond
+	limitsFullEvery = 50
+)
+
+// limitRelay shares the rate limiter's counts (httpapi/ratelimit_peers.go).
+type limitRelay struct {
+	api  atomic.Pointer[httpapi.Server]
+	log  *slog.Logger
+	full atomic.Bool // a new process was heard of: answer with everything
+}
+
+func (r *limitRelay) receive(from uint64, body []byte) {
+	api := r.api.Load()
+	if api == nil {
+		return
+	}
+	var rep httpapi.LimitReport
+	if err := json.Unmarshal(body, &rep); err != nil {
+		r.log.Warn("rate-limit counts from a peer do not decode", "peer", from, "err", err)
+		return
+	}
+	if api.PeerLimits(from, rep) {
+		r.full.Store(true)
+	}
+}
+
+func (r *limitRelay) run(ctx context.Context, api *httpapi.Server, send func([]byte)) {
+	r.api.Store(api)
+	t := time.NewTicker(limitsInterval)
+	defer t.Stop()
+	for i := 0; ; i++ {
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+		rep, ok := api.LimitReport(i%limitsFullEvery == 0 || r.full.Swap(false))
+		if !ok {
+			continue
+		}
+		body, err := json.Marshal(rep)
+		if err != nil {
+			r.log.Error("encode rate-limit counts", "err", err)
+			continue
+		}
+		send(body)
+	}
+}
