@@ -21,12 +21,18 @@ type gossiped struct {
 	body     []byte
 }
 
-func newLimitCluster(t *testing.T, n int) *limitCluster {
+// newLimitCluster starts n limiters that have exchanged full reports once.
+func newLimitCluster(t *testing.T, n int) (*limitCluster, time.Time) {
 	c := &limitCluster{t: t, wall: time.Unix(1_800_000_000, 0)}
 	for range n {
 		c.nodes = append(c.nodes, c.newNode())
 	}
-	return c
+	now := c.wall
+	for i := range n {
+		c.send(i, now, true)
+	}
+	c.deliver(now)
+	return c, now
 }
 
 func (c *limitCluster) newNode() *limiter {
@@ -74,24 +80,25 @@ func (c *limitCluster) deliver(now time.Time) {
 
 func userQuota() quota { return quota{key: "u:acme:ada", limit: 1000, window: time.Hour} }
 
+// request is one request to node n at now whose report reaches the others
+// at once; it reports whether it was admitted.
+func (c *limitCluster) request(n int, now time.Time) bool {
+	ok := c.nodes[n].allow(now, userQuota()).allowed
+	c.send(n, now, false)
+	c.deliver(now)
+	return ok
+}
+
 // Requests round-robin over three nodes, reports delivered after every
 // request: the cluster admits exactly the limit.
 func TestClusterLimitCurrentReportsAdmitExactly(t *testing.T) {
-	c := newLimitCluster(t, 3)
-	now := time.Unix(1_800_000_000, 0)
-	for i := range 3 {
-		c.send(i, now, true)
-	}
-	c.deliver(now)
+	c, now := newLimitCluster(t, 3)
 	accepted := 0
 	for i := range 1500 {
 		now = now.Add(time.Second)
-		n := i % 3
-		if c.nodes[n].allow(now, userQuota()).allowed {
+		if c.request(i%3, now) {
 			accepted++
 		}
-		c.send(n, now, false)
-		c.deliver(now)
 	}
 	if accepted != 1000 {
 		t.Fatalf("accepted %d of 1,500 over three nodes, want exactly 1,000", accepted)
@@ -104,12 +111,7 @@ func TestClusterLimitCurrentReportsAdmitExactly(t *testing.T) {
 func TestClusterLimitLateReportsStayUnderTheLimit(t *testing.T) {
 	for seed := range uint64(20) {
 		rng := rand.New(rand.NewPCG(seed, 1))
-		c := newLimitCluster(t, 3)
-		now := time.Unix(1_800_000_000, 0)
-		for i := range 3 {
-			c.send(i, now, true)
-		}
-		c.deliver(now)
+		c, now := newLimitCluster(t, 3)
 		accepted := 0
 		for range 3000 {
 			now = now.Add(100 * time.Millisecond)
@@ -137,20 +139,13 @@ func TestClusterLimitLateReportsStayUnderTheLimit(t *testing.T) {
 // its previous life's counts back, so the restart resets nothing. A member
 // that is gone keeps counting until its requests leave the window.
 func TestClusterLimitSurvivesRestartAndExpires(t *testing.T) {
-	c := newLimitCluster(t, 3)
-	now := time.Unix(1_800_000_000, 0)
-	for i := range 3 {
-		c.send(i, now, true)
-	}
-	c.deliver(now)
+	c, now := newLimitCluster(t, 3)
 	accepted := 0
 	for range 600 {
 		now = now.Add(time.Second)
-		if c.nodes[1].allow(now, userQuota()).allowed {
+		if c.request(1, now) {
 			accepted++
 		}
-		c.send(1, now, false)
-		c.deliver(now)
 	}
 	// Node 1 restarts: a new process with an empty log. It reports (empty);
 	// the others meet a new process and answer with everything they know.
@@ -159,11 +154,9 @@ func TestClusterLimitSurvivesRestartAndExpires(t *testing.T) {
 	c.deliver(now)
 	for range 600 {
 		now = now.Add(time.Second)
-		if c.nodes[1].allow(now, userQuota()).allowed {
+		if c.request(1, now) {
 			accepted++
 		}
-		c.send(1, now, false)
-		c.deliver(now)
 	}
 	if accepted != 1000 {
 		t.Fatalf("accepted %d across a restart, want 1,000", accepted)
