@@ -92,3 +92,46 @@ func TestAuthenticateAfterLogout(t *testing.T) {
 		t.Fatalf("another session of the same account: %v", err)
 	}
 }
+
+// Project records are kept between requests too: a project's change, its
+// deletion and its restoration show in the very next request that reads
+// it, here task creation, which reads the project every time.
+func TestProjectReadsSeeEveryWriteAtOnce(t *testing.T) {
+	w := newWorld(t)
+	if _, err := w.svc.SetPlan(ctx, engine.Principal{Operator: true}, "acme", "enterprise"); err != nil {
+		t.Fatal(err)
+	}
+	pr, err := w.svc.CreateProject(ctx, w.owner, engine.CreateProjectInput{Name: "Launch"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(status string) error {
+		_, err := w.svc.CreateTask(ctx, w.owner, pr.ID, engine.CreateTaskInput{Title: "a task", Status: status})
+		return err
+	}
+	if err := create(""); err != nil {
+		t.Fatal(err)
+	}
+	if err := create("Review"); err == nil {
+		t.Fatal("a status the project does not have was accepted")
+	}
+	statuses := append(pr.Statuses, engine.Status{Name: "Review", Category: "in_progress"})
+	if _, err := w.svc.UpdateProject(ctx, w.owner, pr.ID, engine.ProjectPatch{Statuses: statuses}); err != nil {
+		t.Fatal(err)
+	}
+	if err := create("Review"); err != nil {
+		t.Fatalf("the status added a moment ago: %v", err)
+	}
+	if err := w.svc.DeleteProject(ctx, w.owner, pr.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := create(""); err == nil {
+		t.Fatal("a task was added to the project just deleted")
+	}
+	if _, err := w.svc.RestoreProject(ctx, w.owner, pr.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := create("Review"); err != nil {
+		t.Fatalf("after the restore: %v", err)
+	}
+}

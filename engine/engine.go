@@ -113,11 +113,13 @@ type Service struct {
 	verified *boundedCache[accessClaims]
 	// authRecords holds the records authentication reads, per session,
 	// while their tenant's watch says none changed (authrecords.go).
-	authRecords *boundedCache[*authRecords]
-	tasks       *versionCache // decoded tasks for list reads and status facts
-	rollupMu    sync.Mutex    // one status-facts roll-up rebuild at a time
-	searcher    atomic.Pointer[searcherBox]
-	hooks       testHooks
+	authRecords watchedCache[*authRecords]
+	// projects holds decoded project records on the same terms.
+	projects watchedCache[cachedProject]
+	tasks    *versionCache // decoded tasks for list reads and status facts
+	rollupMu sync.Mutex    // one status-facts roll-up rebuild at a time
+	searcher atomic.Pointer[searcherBox]
+	hooks    testHooks
 }
 
 // testHooks let tests stop a multi-step protocol between its steps, as a
@@ -207,7 +209,8 @@ func New(deps Deps, cfg Config) *Service {
 		mailer:      deps.Mailer,
 		summarizer:  deps.Summarizer,
 		verified:    newBoundedCache[accessClaims](10_000),
-		authRecords: newBoundedCache[*authRecords](10_000),
+		authRecords: newWatchedCache[*authRecords](10_000),
+		projects:    newWatchedCache[cachedProject](10_000),
 		tasks:       newVersionCache(cfg.TaskCacheSize),
 	}
 	if deps.Searcher != nil {

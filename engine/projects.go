@@ -184,7 +184,7 @@ func (s *Service) visibleProject(v storage.View, p Principal, id string) (*proje
 	if !validID(id) {
 		return nil, storage.Record{}, notFound("project")
 	}
-	pr, rec, err := getRecord[projectRecord](v, kProject(id))
+	pr, rec, err := s.projectRecord(v, id)
 	if err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil, rec, notFound("project")
