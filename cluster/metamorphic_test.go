@@ -142,9 +142,17 @@ func genHistory(seed int64, n int) history {
 				cmd.Preconditions = append(cmd.Preconditions, storage.Precondition{Key: key(), Version: v})
 			case p < 60:
 				cmd.Ops = append(cmd.Ops, storage.Op{Type: storage.OpDelete, Key: key()})
-			case p < 63:
+			case p < 62:
 				lo := rng.IntN(10)
 				cmd.Ops = append(cmd.Ops, storage.Op{Type: storage.OpDeleteRange, Key: storage.K("k", fmt.Sprint(lo)), End: storage.K("k", fmt.Sprint(lo+2))})
+			case p < 63:
+				// A counter reset: Apply's knowledge of the batch's counters
+				// must forget it.
+				if rng.IntN(2) == 0 {
+					cmd.Ops = append(cmd.Ops, storage.Op{Type: storage.OpDelete, Key: storage.K("cnt", fmt.Sprint(rng.IntN(3)))})
+				} else {
+					cmd.Ops = append(cmd.Ops, storage.Op{Type: storage.OpDeleteRange, Key: storage.K("cnt")})
+				}
 			case p < 78:
 				op := storage.Op{Type: storage.OpAdd, Key: storage.K("cnt", fmt.Sprint(rng.IntN(3))), Delta: int64(rng.IntN(7) - 2)}
 				if rng.IntN(2) == 0 {
