@@ -23,9 +23,10 @@ import (
 // cluster as a whole never admits more than the limit; a report in flight
 // lets it go over by at most that share.
 
-// LimitReport is one member's gossip of rate-limit counts: its own table,
-// and in a full report every table it knows of (the echo that lets a
-// restarted member recover its previous counts).
+// LimitReport is one member's gossip of rate-limit counts: its own table
+// (only the seconds that changed since its last report, unless full), and
+// in a full report every table it knows of (the echo that lets a restarted
+// member recover its previous counts).
 type LimitReport struct {
 	Tables []LimitTable `json:"tables"`
 }
@@ -135,13 +136,19 @@ func (p *peerState) accepted(key string, ns int64) {
 	p.dirty[key] = true
 }
 
-// report is this process's gossip at ns: the keys accepted since the last
-// report, or everything with the other tables (full).
+// report is this process's gossip at ns: the seconds that changed since
+// the last report (those from its second on), or everything with the
+// other tables (full).
 func (p *peerState) report(ns int64, full bool) LimitReport {
 	own := LimitTable{Incarnation: p.inc, Keys: map[string][][2]int64{}}
+	since := p.reported / int64(time.Second)
 	for k, bs := range p.own {
-		if full || p.dirty[k] {
+		switch {
+		case full:
 			own.Keys[k] = pairs(bs)
+		case p.dirty[k]:
+			i := sort.Search(len(bs), func(i int) bool { return bs[i].sec >= since })
+			own.Keys[k] = pairs(bs[i:])
 		}
 	}
 	clear(p.dirty)

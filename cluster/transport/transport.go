@@ -57,9 +57,9 @@ const (
 	PathSnapshot = "/raft/v1/snapshot"
 	PathGossip   = "/raft/v1/gossip"
 
-	// maxGossipBytes caps one gossip body: it carries a node's in-memory
-	// state (presence), not data.
-	maxGossipBytes = 4 << 20
+	// MaxGossipBytes caps one gossip body: it carries a node's in-memory
+	// state (presence, rate-limit counts), not data.
+	MaxGossipBytes = 4 << 20
 
 	headerMessage = "Teamflow-Raft-Message"
 	headerFrom    = "Teamflow-Raft-From"
@@ -840,8 +840,8 @@ func (t *Transport) handleGossip(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxGossipBytes+1))
-	if err != nil || len(body) > maxGossipBytes {
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxGossipBytes+1))
+	if err != nil || len(body) > MaxGossipBytes {
 		t.refuse(w, http.StatusRequestEntityTooLarge, "gossip too large or cut short")
 		return
 	}

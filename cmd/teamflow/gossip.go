@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/teamflow/teamflow/cluster/transport"
 	"github.com/teamflow/teamflow/httpapi"
 )
 
@@ -70,19 +71,24 @@ func sender(gossip func([]byte), kind string) func([]byte) {
 // limitsInterval is how often a member reports the requests it admitted
 // since its last report (when there are any): what it admitted in the last
 // interval is all a sudden death can take from the others' counts. Every
-// limitsFullEvery-th report, and the first, is full: every count it knows,
-// which repairs lost reports and gives a restarted member its previous
-// counts back before it serves.
+// limitsFullEvery-th report, and the first, is full: every count of the
+// last hour it knows, which repairs lost reports and gives a restarted
+// member its previous counts back before it serves. A full report grows
+// with the keys (users, workspaces, addresses) that made requests in the
+// hour, about 15 bytes a second in which a key had any; past the
+// transport's gossip cap the peers refuse it (limitRelay logs it), and only
+// the small reports of changes still flow.
 const (
 	limitsInterval  = 20 * time.Millisecond
-	limitsFullEvery = 50
+	limitsFullEvery = 250 // every 5 s
 )
 
 // limitRelay shares the rate limiter's counts (httpapi/ratelimit_peers.go).
 type limitRelay struct {
-	api  atomic.Pointer[httpapi.Server]
-	log  *slog.Logger
-	full atomic.Bool // a new process was heard of: answer with everything
+	api    atomic.Pointer[httpapi.Server]
+	log    *slog.Logger
+	full   atomic.Bool // a new process was heard of: answer with everything
+	warned bool        // run's: the cap was reported once
 }
 
 func (r *limitRelay) receive(from uint64, body []byte) {
@@ -120,6 +126,11 @@ func (r *limitRelay) run(ctx context.Context, api *httpapi.Server, send func([]b
 		if err != nil {
 			r.log.Error("encode rate-limit counts", "err", err)
 			continue
+		}
+		if len(body) > transport.MaxGossipBytes && !r.warned {
+			r.warned = true
+			r.log.Warn("rate-limit counts exceed the gossip cap: peers refuse the full report, so a restarted member does not learn its previous counts",
+				"bytes", len(body), "cap", transport.MaxGossipBytes)
 		}
 		send(body)
 	}
