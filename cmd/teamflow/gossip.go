@@ -57,6 +57,22 @@ func (g *gossipRelays) receive(from uint64, body []byte) {
 	}
 }
 
+// decodeGossip decodes a peer's gossip body for the API a relay serves;
+// false before the API is attached (the raft node starts first; the next
+// report repeats what was missed) or when the body does not decode.
+func decodeGossip[T any](api *atomic.Pointer[httpapi.Server], log *slog.Logger, from uint64, body []byte) (*httpapi.Server, T, bool) {
+	var v T
+	s := api.Load()
+	if s == nil {
+		return nil, v, false
+	}
+	if err := json.Unmarshal(body, &v); err != nil {
+		log.Warn("gossip from a peer does not decode", "peer", from, "err", err)
+		return nil, v, false
+	}
+	return s, v, true
+}
+
 // sender wraps the transport's Gossip for one kind.
 func sender(gossip func([]byte), kind string) func([]byte) {
 	return func(body []byte) {
@@ -92,13 +108,8 @@ type limitRelay struct {
 }
 
 func (r *limitRelay) receive(from uint64, body []byte) {
-	api := r.api.Load()
-	if api == nil {
-		return
-	}
-	var rep httpapi.LimitReport
-	if err := json.Unmarshal(body, &rep); err != nil {
-		r.log.Warn("rate-limit counts from a peer do not decode", "peer", from, "err", err)
+	api, rep, ok := decodeGossip[httpapi.LimitReport](&r.api, r.log, from, body)
+	if !ok {
 		return
 	}
 	if api.PeerLimits(from, rep) {

@@ -34,13 +34,8 @@ func newPresenceRelay(log *slog.Logger) *presenceRelay {
 
 // receive is the cluster transport's gossip receiver.
 func (r *presenceRelay) receive(from uint64, body []byte) {
-	api := r.api.Load()
-	if api == nil {
-		return
-	}
-	var table httpapi.PresenceTable
-	if err := json.Unmarshal(body, &table); err != nil {
-		r.log.Warn("presence from a peer is not a table", "peer", from, "err", err)
+	api, table, ok := decodeGossip[httpapi.PresenceTable](&r.api, r.log, from, body)
+	if !ok {
 		return
 	}
 	r.mu.Lock()
