@@ -70,9 +70,8 @@ func (l *limiter) allow(now time.Time, qs ...quota) decision {
 		}
 	}
 	if best.allowed {
-		for i, lg := range logs {
+		for _, lg := range logs {
 			lg.times = append(lg.times, ns)
-			l.peers.accepted(qs[i].key, ns)
 		}
 		best.remaining--
 	}
@@ -91,11 +90,10 @@ func (l *limiter) check(lg *slidingLog, q quota, ns int64, members int) decision
 	drop := sort.Search(len(lg.times), func(j int) bool { return lg.times[j] > cutoff })
 	lg.times = lg.times[drop:]
 	own := len(lg.times)
-	others := l.peers.counted(q.key, cutoff)
+	others, first := l.peers.counted(q.key, cutoff)
 	used := own + others
 	d := decision{allowed: used < q.limit, limit: q.limit, remaining: q.limit - used, window: q.window}
 	if used > 0 {
-		first := l.peers.firstLeaving(q.key, cutoff)
 		if own > 0 && (first == 0 || lg.times[0] < first) {
 			first = lg.times[0]
 		}
@@ -123,21 +121,27 @@ func (l *limiter) check(lg *slidingLog, q quota, ns int64, members int) decision
 // window that starts at cutoff, counting this node's log and the others'
 // reports.
 func (l *limiter) leaving(lg *slidingLog, key string, cutoff int64, k int) int64 {
-	others := l.peers.leaving(key, cutoff)
+	others := l.peers.inWindow(key, cutoff)
 	if len(others) == 0 {
 		return lg.times[k-1]
 	}
-	all := slices.Clone(others)
-	for _, at := range lg.times {
-		all = append(all, bucket{sec: at, n: 1})
-	}
-	slices.SortStableFunc(all, func(a, b bucket) int { return cmp.Compare(a.sec, b.sec) })
-	for _, b := range all {
-		if k -= int(b.n); k <= 0 {
-			return b.sec
+	type leave struct{ at, n int64 } // when (ns) n counted requests leave
+	var all []leave
+	for _, bs := range others {
+		for _, b := range bs {
+			all = append(all, leave{ends(b), b.n})
 		}
 	}
-	return all[len(all)-1].sec
+	for _, at := range lg.times {
+		all = append(all, leave{at, 1})
+	}
+	slices.SortStableFunc(all, func(a, b leave) int { return cmp.Compare(a.at, b.at) })
+	for _, b := range all {
+		if k -= int(b.n); k <= 0 {
+			return b.at
+		}
+	}
+	return all[len(all)-1].at
 }
 
 // sweep forgets keys whose logs are empty or wholly outside an hour, so

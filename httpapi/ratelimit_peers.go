@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"cmp"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -47,11 +46,10 @@ type bucket struct {
 	n   int64
 }
 
-// peerState is the limiter's cluster side, guarded by limiter.mu.
+// peerState is the limiter's cluster side, guarded by limiter.mu. This
+// process's own counts are the limiter's logs.
 type peerState struct {
 	inc      uint64                         // this process
-	own      map[string][]bucket            // this process's accepts by second
-	dirty    map[string]bool                // keys accepted since the last report
 	reported int64                          // own accepts up to this time (ns) were reported
 	tables   map[uint64]map[string][]bucket // other processes, by incarnation
 	heard    map[uint64]time.Time           // member → its last report (wall clock)
@@ -59,10 +57,7 @@ type peerState struct {
 }
 
 func newPeerState() peerState {
-	return peerState{
-		inc: rand.Uint64() | 1, own: map[string][]bucket{}, dirty: map[string]bool{},
-		tables: map[uint64]map[string][]bucket{}, heard: map[uint64]time.Time{}, wall: time.Now,
-	}
+	return peerState{inc: rand.Uint64() | 1, tables: map[uint64]map[string][]bucket{}, heard: map[uint64]time.Time{}, wall: time.Now}
 }
 
 // members is how many nodes share the allowance: this one and those heard
@@ -78,98 +73,88 @@ func (p *peerState) members() int {
 	return n
 }
 
-// counted is what the other processes accepted for key at or after cutoff
-// (ns): a second counts while any of it is in the window.
-func (p *peerState) counted(key string, cutoff int64) int {
-	n := 0
+// inWindow is what each other process reported for key that a window
+// starting at cutoff (ns) still counts: a second counts while any of it is
+// in the window. Each list is oldest first.
+func (p *peerState) inWindow(key string, cutoff int64) [][]bucket {
+	var out [][]bucket
 	for _, t := range p.tables {
 		bs := t[key]
-		i := sort.Search(len(bs), func(i int) bool { return (bs[i].sec+1)*int64(time.Second) > cutoff })
-		for _, b := range bs[i:] {
-			n += int(b.n)
+		if i := sort.Search(len(bs), func(i int) bool { return ends(bs[i]) > cutoff }); i < len(bs) {
+			out = append(out, bs[i:])
 		}
 	}
-	return n
-}
-
-// firstLeaving is when (ns) the oldest of the other processes' counted
-// requests for key leaves a window that starts at cutoff; 0 if none counts.
-func (p *peerState) firstLeaving(key string, cutoff int64) int64 {
-	first := int64(0)
-	for _, t := range p.tables {
-		bs := t[key]
-		i := sort.Search(len(bs), func(i int) bool { return (bs[i].sec+1)*int64(time.Second) > cutoff })
-		if i < len(bs) {
-			if end := (bs[i].sec + 1) * int64(time.Second); first == 0 || end < first {
-				first = end
-			}
-		}
-	}
-	return first
-}
-
-// leaving lists, oldest first, when (ns) each of the other processes'
-// counted requests for key leaves a window that starts at cutoff.
-func (p *peerState) leaving(key string, cutoff int64) []bucket {
-	var out []bucket
-	for _, t := range p.tables {
-		for _, b := range t[key] {
-			if end := (b.sec + 1) * int64(time.Second); end > cutoff {
-				out = append(out, bucket{sec: end, n: b.n})
-			}
-		}
-	}
-	slices.SortFunc(out, func(a, b bucket) int { return cmp.Compare(a.sec, b.sec) })
 	return out
 }
 
-// accepted records one of this process's accepts at ns.
-func (p *peerState) accepted(key string, ns int64) {
-	sec := ns / int64(time.Second)
-	bs := p.own[key]
-	if n := len(bs); n > 0 && bs[n-1].sec >= sec {
-		// The clock never goes back here, but a test clock may stand still.
-		bs[n-1].n++
-	} else {
-		p.own[key] = append(bs, bucket{sec: sec, n: 1})
-	}
-	p.dirty[key] = true
-}
+// ends is when (ns) a second's requests leave every window.
+func ends(b bucket) int64 { return (b.sec + 1) * int64(time.Second) }
 
-// report is this process's gossip at ns: the seconds that changed since
-// the last report (those from its second on), or everything with the
-// other tables (full).
-func (p *peerState) report(ns int64, full bool) LimitReport {
-	own := LimitTable{Incarnation: p.inc, Keys: map[string][][2]int64{}}
-	since := p.reported / int64(time.Second)
-	for k, bs := range p.own {
-		switch {
-		case full:
-			own.Keys[k] = pairs(bs)
-		case p.dirty[k]:
-			i := sort.Search(len(bs), func(i int) bool { return bs[i].sec >= since })
-			own.Keys[k] = pairs(bs[i:])
+// counted is what the other processes accepted for key in a window that
+// starts at cutoff, and when (ns) the oldest of it leaves (0: none).
+func (p *peerState) counted(key string, cutoff int64) (n int, first int64) {
+	for _, bs := range p.inWindow(key, cutoff) {
+		if first == 0 || ends(bs[0]) < first {
+			first = ends(bs[0])
+		}
+		for _, b := range bs {
+			n += int(b.n)
 		}
 	}
-	clear(p.dirty)
-	p.reported = ns
+	return n, first
+}
+
+// report is this process's gossip at now, from its logs: the seconds that
+// changed since the last report (those from its second on), or everything
+// with the other tables (full). Nothing new and not full: false. (What is
+// admitted at the very instant of a report, which only a test clock that
+// stands still allows, waits for the next full report.)
+func (l *limiter) report(now time.Time, full bool) (LimitReport, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := &l.peers
+	from := p.reported / int64(time.Second) * int64(time.Second)
+	own := LimitTable{Incarnation: p.inc, Keys: map[string][][2]int64{}}
+	for k, lg := range l.logs {
+		ts := lg.times
+		switch {
+		case len(ts) == 0:
+		case full:
+			own.Keys[k] = bySecond(ts)
+		case ts[len(ts)-1] > p.reported:
+			own.Keys[k] = bySecond(ts[sort.Search(len(ts), func(i int) bool { return ts[i] >= from }):])
+		}
+	}
+	if !full && len(own.Keys) == 0 {
+		return LimitReport{}, false
+	}
+	p.reported = now.UnixNano()
 	rep := LimitReport{Tables: []LimitTable{own}}
 	if full {
 		for inc, t := range p.tables {
 			lt := LimitTable{Incarnation: inc, Keys: make(map[string][][2]int64, len(t))}
 			for k, bs := range t {
-				lt.Keys[k] = pairs(bs)
+				lt.Keys[k] = make([][2]int64, len(bs))
+				for i, b := range bs {
+					lt.Keys[k][i] = [2]int64{b.sec, b.n}
+				}
 			}
 			rep.Tables = append(rep.Tables, lt)
 		}
 	}
-	return rep
+	return rep, true
 }
 
-func pairs(bs []bucket) [][2]int64 {
-	out := make([][2]int64, len(bs))
-	for i, b := range bs {
-		out[i] = [2]int64{b.sec, b.n}
+// bySecond counts sorted times (ns) by second: [second, count] pairs.
+func bySecond(ts []int64) [][2]int64 {
+	var out [][2]int64
+	for _, t := range ts {
+		sec := t / int64(time.Second)
+		if n := len(out); n > 0 && out[n-1][0] == sec {
+			out[n-1][1]++
+		} else {
+			out = append(out, [2]int64{sec, 1})
+		}
 	}
 	return out
 }
@@ -224,27 +209,19 @@ func mergeBuckets(bs []bucket, ps [][2]int64, oldest int64) []bucket {
 	return out
 }
 
-// sweep drops seconds older than an hour before ns, and what is left empty.
+// sweep drops the other processes' seconds older than an hour before ns,
+// and what is left empty.
 func (p *peerState) sweep(ns int64) {
 	oldest := ns/int64(time.Second) - int64(time.Hour/time.Second)
-	trim := func(m map[string][]bucket) {
-		for k, bs := range m {
+	for inc, t := range p.tables {
+		for k, bs := range t {
 			i := sort.Search(len(bs), func(i int) bool { return bs[i].sec >= oldest })
 			if i == len(bs) {
-				delete(m, k)
+				delete(t, k)
 			} else if i > 0 {
-				m[k] = slices.Clone(bs[i:])
+				t[k] = slices.Clone(bs[i:])
 			}
 		}
-	}
-	trim(p.own)
-	for k := range p.dirty {
-		if _, ok := p.own[k]; !ok {
-			delete(p.dirty, k)
-		}
-	}
-	for inc, t := range p.tables {
-		trim(t)
 		if len(t) == 0 {
 			delete(p.tables, inc)
 		}
@@ -268,15 +245,6 @@ func (s *Server) LimitReport(full bool) (LimitReport, bool) {
 // full report back.
 func (s *Server) PeerLimits(from uint64, rep LimitReport) bool {
 	return s.limits.merge(from, rep, s.now())
-}
-
-func (l *limiter) report(now time.Time, full bool) (LimitReport, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !full && len(l.peers.dirty) == 0 {
-		return LimitReport{}, false
-	}
-	return l.peers.report(now.UnixNano(), full), true
 }
 
 func (l *limiter) merge(from uint64, rep LimitReport, now time.Time) bool {

@@ -119,30 +119,35 @@ func (r *limitRelay) receive(from uint64, body []byte) {
 
 func (r *limitRelay) run(ctx context.Context, api *httpapi.Server, send func([]byte)) {
 	r.api.Store(api)
+	r.report(api, true, send)
 	t := time.NewTicker(limitsInterval)
 	defer t.Stop()
-	for i := 0; ; i++ {
-		if i > 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+	for i := 1; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.report(api, i%limitsFullEvery == 0 || r.full.Swap(false), send)
 		}
-		rep, ok := api.LimitReport(i%limitsFullEvery == 0 || r.full.Swap(false))
-		if !ok {
-			continue
-		}
-		body, err := json.Marshal(rep)
-		if err != nil {
-			r.log.Error("encode rate-limit counts", "err", err)
-			continue
-		}
-		if len(body) > transport.MaxGossipBytes && !r.warned {
-			r.warned = true
-			r.log.Warn("rate-limit counts exceed the gossip cap: peers refuse the full report, so a restarted member does not learn its previous counts",
-				"bytes", len(body), "cap", transport.MaxGossipBytes)
-		}
-		send(body)
 	}
+}
+
+// report sends this node's counts (full: everything it knows), if it has
+// anything to say.
+func (r *limitRelay) report(api *httpapi.Server, full bool, send func([]byte)) {
+	rep, ok := api.LimitReport(full)
+	if !ok {
+		return
+	}
+	body, err := json.Marshal(rep)
+	if err != nil {
+		r.log.Error("encode rate-limit counts", "err", err)
+		return
+	}
+	if len(body) > transport.MaxGossipBytes && !r.warned {
+		r.warned = true
+		r.log.Warn("rate-limit counts exceed the gossip cap: peers refuse the full report, so a restarted member does not learn its previous counts",
+			"bytes", len(body), "cap", transport.MaxGossipBytes)
+	}
+	send(body)
 }

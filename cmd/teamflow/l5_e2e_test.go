@@ -28,9 +28,14 @@ func TestL5RateLimitsAcrossTheCluster(t *testing.T) {
 
 	accepted, acceptedAtRestart, afterRestart, refused, unexpected := 0, 0, 0, 0, 0
 	var restarted *cnode
+	clients := map[string]*client{} // by URL: a restarted node has a new one
 	get := func(n *cnode) (int, error) {
-		cl := newClient(t, n.URL())
-		cl.token = tok
+		cl := clients[n.URL()]
+		if cl == nil {
+			cl = newClient(t, n.URL())
+			cl.token = tok
+			clients[n.URL()] = cl
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		r, err := cl.try(ctx, "GET", "/api/v1/me", nil)
