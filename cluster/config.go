@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/teamflow/teamflow/storage"
 )
 
@@ -34,6 +36,10 @@ type Config struct {
 	// the raft log and HardState, Dir/snap holds received snapshots until
 	// they are installed. It must not be the state store's directory.
 	Dir string
+	// FS is the filesystem of Dir (the raft log and received snapshots);
+	// nil means the operating system's. The deterministic cluster test passes a
+	// crashable in-memory one to cut power between two syncs.
+	FS vfs.FS
 	// Store is the state machine, opened by the caller with
 	// storage.Options{NoSync: true} (the synced raft log makes entries
 	// durable). Register observers before New so they see every entry. The

@@ -60,9 +60,12 @@ func entryKey(i uint64) []byte {
 	return k
 }
 
-func openLogStore(dir string, nodeID uint64, logger *slog.Logger) (*logStore, error) {
+func openLogStore(dir string, fs vfs.FS, nodeID uint64, logger *slog.Logger) (*logStore, error) {
+	if fs == nil { // (tools that open a log on its own)
+		fs = vfs.Default
+	}
 	db, err := pebble.Open(dir, &pebble.Options{
-		FS:                 vfs.Default,
+		FS:                 fs,
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{l: logger},
 		MemTableSize:       16 << 20,

@@ -33,7 +33,7 @@ func hs(term, vote, commit uint64) *pb.HardState {
 
 func openLS(t *testing.T, dir string, maxTail int) *logStore {
 	t.Helper()
-	s, err := openLogStore(dir, 7, slog.New(slog.DiscardHandler))
+	s, err := openLogStore(dir, nil, 7, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestLogStoreRefusesOtherNodeID(t *testing.T) {
 	dir := t.TempDir()
 	s := openLS(t, dir, 0)
 	s.close()
-	if _, err := openLogStore(dir, 8, slog.New(slog.DiscardHandler)); err == nil {
+	if _, err := openLogStore(dir, nil, 8, slog.New(slog.DiscardHandler)); err == nil {
 		t.Fatal("opened node 7's raft log as node 8")
 	}
 }

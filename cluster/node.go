@@ -10,13 +10,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -86,6 +86,8 @@ type Node struct {
 	closeOnce sync.Once
 	failed    atomic.Pointer[error]
 	removed   atomic.Bool
+	// warnedForeign: foreignHeartbeat has logged.
+	warnedForeign atomic.Bool
 
 	st counters
 }
@@ -161,15 +163,19 @@ func New(cfg Config) (*Node, error) {
 // open opens the raft log of one group in cfg.Dir and reconciles it with
 // the state store (recover); raft is not started yet.
 func open(cfg Config, group uint64) (*Node, *raft.Config, bool, error) {
+	fs := cfg.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
 	snapPath := filepath.Join(cfg.Dir, "snap")
-	if err := os.MkdirAll(snapPath, 0o755); err != nil {
+	if err := mkdirSynced(fs, snapPath); err != nil {
 		return nil, nil, false, fmt.Errorf("cluster: %w", err)
 	}
 	lg := cfg.Logger.With("node", cfg.NodeID)
 	if group != transport.GroupShared {
 		lg = lg.With("group", group)
 	}
-	logs, err := openLogStore(filepath.Join(cfg.Dir, "raft"), cfg.NodeID, lg)
+	logs, err := openLogStore(filepath.Join(cfg.Dir, "raft"), fs, cfg.NodeID, lg)
 	if err != nil {
 		return nil, nil, false, err
 	}
@@ -179,7 +185,7 @@ func open(cfg Config, group uint64) (*Node, *raft.Config, bool, error) {
 		group:      group,
 		store:      cfg.Store,
 		logs:       logs,
-		snaps:      snapDir{dir: snapPath},
+		snaps:      snapDir{fs: fs, dir: snapPath},
 		log:        lg,
 		leaderCh:   make(chan struct{}),
 		waiters:    newWaitRegistry(),
@@ -203,20 +209,29 @@ func open(cfg Config, group uint64) (*Node, *raft.Config, bool, error) {
 // startRaft starts the raft node: a static bootstrap from cfg.Peers on a
 // first start (unless Join), a restart from the stored log otherwise.
 func (n *Node) startRaft(rc *raft.Config, fresh bool) {
-	if fresh && !n.cfg.Join {
-		ids := make([]uint64, 0, len(n.cfg.Peers))
-		for id := range n.cfg.Peers {
-			ids = append(ids, id)
-		}
-		slices.Sort(ids)
-		peers := make([]raft.Peer, len(ids))
-		for i, id := range ids {
-			peers[i] = raft.Peer{ID: id, Context: []byte(n.cfg.Peers[id])}
-		}
+	if peers := n.bootstrapPeers(fresh); peers != nil {
 		n.rn = raft.StartNode(rc, peers)
 		return
 	}
 	n.rn = raft.RestartNode(rc)
+}
+
+// bootstrapPeers is the static membership a first start bootstraps from,
+// nil when the node restarts from its log or joins a running cluster.
+func (n *Node) bootstrapPeers(fresh bool) []raft.Peer {
+	if !fresh || n.cfg.Join {
+		return nil
+	}
+	ids := make([]uint64, 0, len(n.cfg.Peers))
+	for id := range n.cfg.Peers {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	peers := make([]raft.Peer, len(ids))
+	for i, id := range ids {
+		peers[i] = raft.Peer{ID: id, Context: []byte(n.cfg.Peers[id])}
+	}
+	return peers
 }
 
 // GroupConfig configures another raft group on a running node: a
@@ -309,7 +324,8 @@ func (n *Node) Group() uint64 { return n.group }
 // setPeers hands the transport the address book. Only the shared group
 // does: its membership is the node's, and every group runs on its members.
 func (n *Node) setPeers() {
-	if n.host == nil {
+	// (No transport at all in the deterministic cluster test.)
+	if n.host == nil && n.tr != nil {
 		n.tr.SetPeers(n.addressBook())
 	}
 }
@@ -418,23 +434,33 @@ func (n *Node) run() {
 		case <-ticker.C:
 			n.rn.Tick()
 		case rd := <-n.rn.Ready():
-			if err := n.ready(rd); err != nil {
+			if err := n.handle(rd); err != nil {
 				n.fail(err)
 				return
 			}
-			failpoint.Hit(failpoint.RaftBeforeAdvance)
-			n.rn.Advance()
-			// Advance returns once raft has taken it: a proposal made
-			// after this sees raft's applied index at least this far.
-			n.advanced.Store(n.store.AppliedIndex())
 		case <-n.stop:
 			return
 		}
 	}
 }
 
+// handle takes one Ready through ready and tells raft it is done. run
+// calls it for every Ready; the deterministic cluster test calls it for
+// the Readies of the raft.RawNode it steps by hand.
+func (n *Node) handle(rd raft.Ready) error {
+	if err := n.ready(rd); err != nil {
+		return err
+	}
+	failpoint.Hit(failpoint.RaftBeforeAdvance)
+	n.rn.Advance()
+	// Advance returns once raft has taken it: a proposal made after this
+	// sees raft's applied index at least this far.
+	n.advanced.Store(n.store.AppliedIndex())
+	return nil
+}
+
 // ready handles one Ready in the library's order: persist, send, apply.
-// Advance follows in run.
+// Advance follows in handle.
 func (n *Node) ready(rd raft.Ready) error {
 	if rd.SoftState != nil {
 		if rd.SoftState.RaftState == raft.StateLeader && rd.SoftState.Lead == n.id {
@@ -955,7 +981,34 @@ func (n *Node) Close() error {
 // handler is the transport's view of the node.
 type handler struct{ n *Node }
 
-func (h handler) Step(ctx context.Context, m *pb.Message) error { return h.n.rn.Step(ctx, m) }
+func (h handler) Step(ctx context.Context, m *pb.Message) error {
+	if h.n.foreignHeartbeat(m) {
+		return nil
+	}
+	return h.n.rn.Step(ctx, m)
+}
+
+// foreignHeartbeat reports a heartbeat that commits past this node's
+// persisted log. A leader commits on a follower only what that follower
+// acknowledged having persisted, so such a heartbeat was meant for another
+// life of this node ID: a removed member's ID started again on an empty
+// disk (a member that has not yet applied the removal still heartbeats
+// it), or a member whose data directory was lost. raft would panic on it
+// ("tocommit out of range"); the node drops it instead and says why, once.
+func (n *Node) foreignHeartbeat(m *pb.Message) bool {
+	if m.GetType() != pb.MsgHeartbeat {
+		return false
+	}
+	last, _ := n.logs.LastIndex()
+	if m.GetCommit() <= last {
+		return false
+	}
+	if n.warnedForeign.CompareAndSwap(false, true) {
+		n.log.Error("a member says this node holds raft entries it does not: the node ID belonged to a removed member, or its data directory was lost; such heartbeats are dropped, replace the node with a new ID",
+			"from", m.GetFrom(), "commit", m.GetCommit(), "last_index", last)
+	}
+	return true
+}
 
 func (h handler) ReceiveSnapshot(ctx context.Context, m *pb.Message, r io.Reader) error {
 	return h.n.receiveSnapshot(ctx, m, r)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
@@ -62,7 +63,7 @@ func TestNewInstallsRecordedSnapshot(t *testing.T) {
 	// The follower's disk as the crash left it: the raft log records the
 	// snapshot, the file is there, the state store is empty.
 	nodeDir := filepath.Join(dir, "node")
-	logs, err := openLogStore(filepath.Join(nodeDir, "raft"), 1, slog.New(slog.DiscardHandler))
+	logs, err := openLogStore(filepath.Join(nodeDir, "raft"), nil, 1, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func TestNewInstallsRecordedSnapshot(t *testing.T) {
 	logs.close()
 	snapPath := filepath.Join(nodeDir, "snap")
 	os.MkdirAll(snapPath, 0o755)
-	if err := (snapDir{dir: snapPath}).receive(bytes.NewReader(stream.Bytes()), 20); err != nil {
+	if err := (snapDir{fs: vfs.Default, dir: snapPath}).receive(bytes.NewReader(stream.Bytes()), 20); err != nil {
 		t.Fatal(err)
 	}
 	st, err := storage.Open(filepath.Join(dir, "state"), storage.Options{NoSync: true})

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
@@ -52,7 +53,7 @@ func startLogAt(dir string, id uint64, store *storage.Store, m *membership, what
 	if _, err := os.Stat(raftPath); err == nil {
 		return 0, fmt.Errorf("cluster: %s: %s already holds a raft log", what, raftPath)
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "snap"), 0o755); err != nil {
+	if err := mkdirSynced(vfs.Default, filepath.Join(dir, "snap")); err != nil {
 		return 0, fmt.Errorf("cluster: %s: %w", what, err)
 	}
 	idx := store.AppliedIndex() + 1
@@ -66,7 +67,7 @@ func startLogAt(dir string, id uint64, store *storage.Store, m *membership, what
 	if err := store.Sync(); err != nil {
 		return 0, err
 	}
-	logs, err := openLogStore(raftPath, id, slog.New(slog.DiscardHandler))
+	logs, err := openLogStore(raftPath, nil, id, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return 0, err
 	}
@@ -83,5 +84,5 @@ func startLogAt(dir string, id uint64, store *storage.Store, m *membership, what
 	if err := logs.close(); err != nil {
 		return 0, err
 	}
-	return idx, syncDir(dir)
+	return idx, snapDir{fs: vfs.Default, dir: dir}.syncDir()
 }

@@ -2,12 +2,15 @@ package cluster
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/teamflow/teamflow/storage"
 )
@@ -17,7 +20,12 @@ import (
 // until the state store has installed them. A stream is written to a
 // temporary file, verified (format, checksum, index), synced and only then
 // renamed into place, so a file under its final name is always whole.
-type snapDir struct{ dir string }
+// The files live on the raft log's filesystem (Config.FS), so that a power
+// cut in the deterministic cluster test takes both at the same instant.
+type snapDir struct {
+	fs  vfs.FS
+	dir string
+}
 
 func (d snapDir) path(index uint64) string {
 	return filepath.Join(d.dir, fmt.Sprintf("%016x.snap", index))
@@ -26,11 +34,11 @@ func (d snapDir) path(index uint64) string {
 // receive stores the stream read from r, refusing it unless it is a whole,
 // uncorrupted snapshot taken at index.
 func (d snapDir) receive(r io.Reader, index uint64) error {
-	f, err := os.CreateTemp(d.dir, "incoming-*.tmp")
+	tmp := filepath.Join(d.dir, fmt.Sprintf("incoming-%016x-%s.tmp", index, randomID()))
+	f, err := d.fs.Create(tmp, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return fmt.Errorf("cluster: snapshot file: %w", err)
 	}
-	tmp := f.Name()
 	bw := bufio.NewWriterSize(f, 1<<20)
 	got, err := storage.VerifySnapshot(io.TeeReader(r, bw))
 	if err == nil && got != index {
@@ -46,27 +54,26 @@ func (d snapDir) receive(r io.Reader, index uint64) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, d.path(index))
+		err = d.fs.Rename(tmp, d.path(index))
 	}
 	if err != nil {
-		os.Remove(tmp)
+		d.fs.Remove(tmp)
 		return err
 	}
-	return syncDir(d.dir)
+	return d.syncDir()
 }
 
-func (d snapDir) open(index uint64) (*os.File, error) { return os.Open(d.path(index)) }
+func (d snapDir) open(index uint64) (vfs.File, error) { return d.fs.Open(d.path(index)) }
 
 // prune removes the snapshots at or below upTo, which the store has
 // installed (or moved past), and with tmp the temporary files of transfers
 // cut short (only at start, when no transfer is in progress).
 func (d snapDir) prune(upTo uint64, tmp bool) error {
-	ents, err := os.ReadDir(d.dir)
+	names, err := d.fs.List(d.dir)
 	if err != nil {
 		return err
 	}
-	for _, e := range ents {
-		name := e.Name()
+	for _, name := range names {
 		switch {
 		case strings.HasSuffix(name, ".tmp"):
 			if !tmp {
@@ -80,18 +87,48 @@ func (d snapDir) prune(upTo uint64, tmp bool) error {
 		default:
 			continue
 		}
-		if err := os.Remove(filepath.Join(d.dir, name)); err != nil && !os.IsNotExist(err) {
+		if err := d.fs.Remove(filepath.Join(d.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
 	return nil
 }
 
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
+func (d snapDir) syncDir() error {
+	f, err := d.fs.OpenDir(d.dir)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	return f.Sync()
+}
+
+// mkdirSynced creates dir and its missing parents, then syncs the parent
+// of each directory it created, as pebble does for its own: otherwise a
+// power cut soon after a first start can lose a directory entry, and with
+// it a raft log whose every write was synced.
+func mkdirSynced(vfsys vfs.FS, dir string) error {
+	var created []string
+	for d := dir; ; {
+		if _, err := vfsys.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		created = append(created, d)
+		parent := vfsys.PathDir(d)
+		if parent == d {
+			break
+		}
+		d = parent
+	}
+	if err := vfsys.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, d := range created {
+		if err := (snapDir{fs: vfsys, dir: vfsys.PathDir(d)}).syncDir(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -8,6 +8,8 @@ echo "== S1 kill -9 loop, 500 iterations"
 S1_ITERATIONS=500 go test -count=1 -p 1 -tags e2e -timeout 4h -run TestKillNineLoop -v ./cmd/teamflow/ | grep -E "FIGURE|^(ok|FAIL)"
 echo "== S2 power loss, 10,000 crash points"
 S2_CRASH_POINTS=10000 go test -count=1 -timeout 4h -run TestS2 -v ./storage/ | grep -E "FIGURE|^(ok|FAIL)"
+echo "== R4 deterministic cluster, 100,000 seeds"
+R4_SEEDS=100000 go test -count=1 -timeout 4h -run TestDeterministicCluster -v ./cluster/ | grep -E "FIGURE|^(ok|FAIL)"
 echo "== F1 HTTP fuzz, 10,000 requests per route"
 F1_PER_ROUTE=10000 go test -count=1 -timeout 4h -run TestHTTPFuzzPerRoute -v ./httpapi/ | grep -E "FIGURE|^(ok|FAIL)"
 echo "== R1 cluster faults, 20 minutes of the soak pattern"
@@ -23,3 +25,4 @@ for t in storage:FuzzTenantKey storage:FuzzCommandCodec storage:FuzzRecordDecode
 done
 echo "== negative controls (each must FAIL)"
 go test -count=1 -tags bug_nosync -run TestS2 ./storage/ && echo "bug_nosync NOT detected" || echo "bug_nosync detected"
+go test -count=1 -tags bug_nosync -run TestDeterministicCluster ./cluster/ && echo "R4 bug_nosync NOT detected" || echo "R4 bug_nosync detected"
