@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -38,7 +39,11 @@ func afterSetup(env *apitest.Env) { env.Clock.Advance(time.Hour + time.Second) }
 
 // get sends GET /api/v1/me in-process and returns the recorder.
 func get(env *apitest.Env, key string) *httptest.ResponseRecorder {
-	req := httptest.NewRequest("GET", "/api/v1/me", nil)
+	return getPath(env, key, "/api/v1/me")
+}
+
+func getPath(env *apitest.Env, key, path string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest("GET", path, nil)
 	req.Header.Set("Authorization", "Bearer "+key)
 	w := httptest.NewRecorder()
 	env.API.Handler().ServeHTTP(w, req)
@@ -144,6 +149,68 @@ func TestRateLimitWorkspaceCapAndIndependence(t *testing.T) {
 		figures.Eq("users_above_1000", float64(over), 0),
 	})
 	figures.Report(t, "L6", 0, []figures.Figure{figures.Eq("B_429", float64(b429), 0)})
+}
+
+// TestNoisyNeighbour is the safety part of RELIABILITY T5: workspace A
+// (15 API keys) sends three times its workspace's hourly cap, twice each
+// key's allowance, a tenth of it as searches of 100 results over its
+// tasks, while workspace B goes about its hour; A's counters must refuse
+// none of B's requests. (The speed part, B's latency against its solo
+// baseline, needs real load and belongs to the soak.)
+func TestNoisyNeighbour(t *testing.T) {
+	env := limitEnv(t)
+	a := env.Signup("noisy", "Noisy", "owner@noisy.test")
+	if _, err := env.Service.SetPlan(t.Context(), engine.Principal{Operator: true}, "noisy", "starter"); err != nil {
+		t.Fatal(err)
+	}
+	b := env.Signup("quiet", "Quiet", "owner@quiet.test")
+	proj := env.Do("POST", "/api/v1/projects", a.Token, map[string]any{"name": "Load"}).Map(t)["id"].(string)
+	for i := range 150 {
+		env.Do("POST", "/api/v1/projects/"+proj+"/tasks", a.Token, map[string]any{"title": fmt.Sprintf("noisy task %d", i)})
+	}
+	aKeys := []string{apiKey(t, env, a.Token)}
+	for i := range 14 {
+		_, tok := env.Join(a, fmt.Sprintf("user%d", i), fmt.Sprintf("user%d@noisy.test", i), "member")
+		aKeys = append(aKeys, apiKey(t, env, tok))
+	}
+	bKey := apiKey(t, env, b.Token)
+	afterSetup(env)
+	aRefused, aSearched, largest, bRefused, bServed := 0, 0, 0, 0, 0
+	for i := range 30_000 {
+		path := "/api/v1/me"
+		if i%10 == 0 {
+			path = "/api/v1/search?q=noisy&limit=100"
+		}
+		switch w := getPath(env, aKeys[i%len(aKeys)], path); w.Code {
+		case http.StatusTooManyRequests:
+			aRefused++
+		case http.StatusOK:
+			if i%10 == 0 {
+				var page struct{ Items []json.RawMessage }
+				if err := json.Unmarshal(w.Body.Bytes(), &page); err != nil {
+					t.Fatal(err)
+				}
+				aSearched++
+				largest = max(largest, len(page.Items))
+			}
+		}
+		if i%60 == 0 { // B: 500 requests in the same 50 minutes, half its allowance
+			switch getPath(env, bKey, []string{"/api/v1/me", "/api/v1/projects", "/api/v1/search?q=quiet"}[i/60%3]).Code {
+			case http.StatusTooManyRequests:
+				bRefused++
+			case http.StatusOK:
+				bServed++
+			}
+		}
+		env.Clock.Advance(100 * time.Millisecond)
+	}
+	figures.Report(t, "T5", 0, []figures.Figure{
+		figures.Eq("B_rejected_by_A_limits", float64(bRefused), 0),
+		figures.Guard("A_refused", float64(aRefused), 19_000),
+		figures.Guard("A_searches_served", float64(aSearched), 900),
+		figures.Guard("A_largest_search_page", float64(largest), 100),
+		figures.Guard("B_served", float64(bServed), 500),
+	})
 }
 
 func TestRateLimitWindowBoundary(t *testing.T) {
