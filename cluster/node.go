@@ -168,7 +168,7 @@ func open(cfg Config, group uint64) (*Node, *raft.Config, bool, error) {
 		fs = vfs.Default
 	}
 	snapPath := filepath.Join(cfg.Dir, "snap")
-	if err := mkdirSynced(fs, snapPath); err != nil {
+	if err := storage.MkdirAllSynced(fs, snapPath, 0o755); err != nil {
 		return nil, nil, false, fmt.Errorf("cluster: %w", err)
 	}
 	lg := cfg.Logger.With("node", cfg.NodeID)

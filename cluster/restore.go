@@ -53,7 +53,7 @@ func startLogAt(dir string, id uint64, store *storage.Store, m *membership, what
 	if _, err := os.Stat(raftPath); err == nil {
 		return 0, fmt.Errorf("cluster: %s: %s already holds a raft log", what, raftPath)
 	}
-	if err := mkdirSynced(vfs.Default, filepath.Join(dir, "snap")); err != nil {
+	if err := storage.MkdirAllSynced(nil, filepath.Join(dir, "snap"), 0o755); err != nil {
 		return 0, fmt.Errorf("cluster: %s: %w", what, err)
 	}
 	idx := store.AppliedIndex() + 1
@@ -84,5 +84,5 @@ func startLogAt(dir string, id uint64, store *storage.Store, m *membership, what
 	if err := logs.close(); err != nil {
 		return 0, err
 	}
-	return idx, snapDir{fs: vfs.Default, dir: dir}.syncDir()
+	return idx, storage.SyncDir(vfs.Default, dir)
 }

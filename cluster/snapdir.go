@@ -94,41 +94,4 @@ func (d snapDir) prune(upTo uint64, tmp bool) error {
 	return nil
 }
 
-func (d snapDir) syncDir() error {
-	f, err := d.fs.OpenDir(d.dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
-}
-
-// mkdirSynced creates dir and its missing parents, then syncs the parent
-// of each directory it created, as pebble does for its own: otherwise a
-// power cut soon after a first start can lose a directory entry, and with
-// it a raft log whose every write was synced.
-func mkdirSynced(vfsys vfs.FS, dir string) error {
-	var created []string
-	for d := dir; ; {
-		if _, err := vfsys.Stat(d); err == nil {
-			break
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		created = append(created, d)
-		parent := vfsys.PathDir(d)
-		if parent == d {
-			break
-		}
-		d = parent
-	}
-	if err := vfsys.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for _, d := range created {
-		if err := (snapDir{fs: vfsys, dir: vfsys.PathDir(d)}).syncDir(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func (d snapDir) syncDir() error { return storage.SyncDir(d.fs, d.dir) }

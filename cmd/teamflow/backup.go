@@ -259,7 +259,7 @@ func restoreBackup(ctx context.Context, from, data string, nodeID uint64, raftAd
 	if err != nil {
 		return 0, fmt.Errorf("backup %s: %w", from, err)
 	}
-	if err := os.MkdirAll(data, 0o700); err != nil {
+	if err := storage.MkdirAllSynced(nil, data, 0o700); err != nil {
 		return 0, err
 	}
 	st, err := openStore(data, storage.Options{NoSync: nodeID != 0})

@@ -77,7 +77,7 @@ func isClusterData(data string) bool {
 // process on the same directory fails here with a clear message.
 func openStore(data string, opts storage.Options) (*storage.Store, error) {
 	dir := filepath.Join(data, stateDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := storage.MkdirAllSynced(nil, dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	opts.Watch = engine.WatchedKeys()
