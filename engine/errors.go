@@ -14,6 +14,9 @@ var (
 	ErrLimit     = storage.ErrLimit
 	ErrNotLeader = storage.ErrNotLeader
 	ErrClosed    = storage.ErrClosed
+	// ErrStorageFailed: the node's store stopped taking writes after a
+	// disk error (HTTP 503 storage_failed).
+	ErrStorageFailed = storage.ErrFailed
 
 	ErrInvalid         = errors.New("invalid input")
 	ErrForbidden       = errors.New("forbidden")

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/teamflow/teamflow/engine"
@@ -159,6 +160,12 @@ func apiError(err error) error {
 	switch {
 	case errors.Is(err, engine.ErrNotFound):
 		return newProblem(http.StatusNotFound, "not_found", "not found")
+	case errors.Is(err, engine.ErrStorageFailed):
+		detail := "this server stopped taking writes after a storage error; an operator must repair its disk and restart it"
+		if errors.Is(err, syscall.ENOSPC) {
+			detail = "this server's disk is full: it takes no writes until an operator frees space and restarts it"
+		}
+		return newProblem(http.StatusServiceUnavailable, "storage_failed", detail)
 	case errors.Is(err, engine.ErrClosed), errors.Is(err, engine.ErrNotLeader):
 		return newProblem(http.StatusServiceUnavailable, "unavailable", "the server is not serving writes right now; try again")
 	}

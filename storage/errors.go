@@ -15,4 +15,8 @@ var (
 	ErrNotLeader = errors.New("not the leader")
 	// ErrClosed: the store or log has been closed.
 	ErrClosed = errors.New("store closed")
+	// ErrFailed: a write or sync of the store failed (a full or failing
+	// disk); the store takes no more writes until the node is restarted,
+	// since what it had acknowledged may no longer be on disk otherwise.
+	ErrFailed = errors.New("store failed")
 )

@@ -398,6 +398,7 @@ func (s *Store) applyEntry(b *pebble.Batch, known batchCounters, e Entry, result
 }
 
 func (s *Store) fail(err error) error {
+	err = fmt.Errorf("%w: %w", ErrFailed, err)
 	s.failed.CompareAndSwap(nil, &err)
 	return err
 }
