@@ -668,6 +668,11 @@ func (n *Node) maybeSnapshot() error {
 // fail stops the node for good after an error it cannot recover from (a
 // failed write): acknowledging anything after it could lose data.
 func (n *Node) fail(err error) {
+	// Every such error is the disk's (the raft log's, the state store's or
+	// a snapshot file's): clients get the store's storage_failed answer.
+	if !errors.Is(err, storage.ErrFailed) {
+		err = fmt.Errorf("%w: %w", storage.ErrFailed, err)
+	}
 	n.failed.CompareAndSwap(nil, &err)
 	n.log.Error("raft node failed; it no longer serves", "err", err)
 	n.waiters.failAll(err)
