@@ -112,7 +112,7 @@ func TestS5DiskFull(t *testing.T) {
 		figures.Eq("hangs", float64(hangs), 0),
 		figures.Eq("ready_while_failed", float64(readyWhileFailed), 0),
 		figures.Eq("lost_acked", float64(lost), 0),
-		figures.Guard("acked_before_full", float64(len(acked)), 100),
+		figures.Guard("acked_before_full", float64(len(acked)), 20),
 		figures.Guard("refused_while_full", float64(refused), 50),
 		figures.Guard("writes_after_room", float64(newWrites), 5),
 	})
